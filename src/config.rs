@@ -1,0 +1,301 @@
+//! Settings from the environment (and `.env`, loaded by `main`), validated once at startup.
+//!
+//! A missing or malformed variable is an error that names it. The database password never
+//! appears in `Debug` output or in an error message.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::domain::RoleSet;
+use crate::password::HashSettings;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{name} is required but not set")]
+    Missing { name: &'static str },
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Everything `atomic-signup serve` needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub bind_addr: SocketAddr,
+    pub signup_roles: RoleSet,
+    pub require_email_confirmation: bool,
+    pub argon2: HashSettings,
+}
+
+/// What `atomic-signup migrate` needs, and the pool settings of `serve`.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: DatabaseUrl,
+    pub max_connections: u32,
+}
+
+/// A parsed `DATABASE_URL`. Its `Debug` shows user, host, port and database, never the password.
+#[derive(Clone)]
+pub struct DatabaseUrl(PgConnectOptions);
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = &self.0;
+        write!(
+            f,
+            "postgres://{}:[redacted]@{}:{}/{}",
+            o.get_username(),
+            o.get_host(),
+            o.get_port(),
+            o.get_database().unwrap_or("")
+        )
+    }
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: &str| ConfigError::Invalid {
+            name: "DATABASE_URL",
+            reason: reason.to_owned(),
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid("must start with postgres:// or postgresql://"));
+        }
+        // The parser's own message may quote parts of the URL: do not pass it on.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| invalid("not a valid Postgres connection URL"))?;
+        Ok(Self(options.application_name("atomic-signup")))
+    }
+
+    pub fn connect_options(&self) -> PgConnectOptions {
+        self.0.clone()
+    }
+}
+
+/// How long a request waits for a pooled connection before answering 503.
+pub const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl DatabaseSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&env_lookup)
+    }
+
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let url = get("DATABASE_URL").ok_or(ConfigError::Missing {
+            name: "DATABASE_URL",
+        })?;
+        Ok(Self {
+            url: DatabaseUrl::parse(&url)?,
+            max_connections: parse_or(get, "DATABASE_MAX_CONNECTIONS", 10, |v| {
+                parse_in_range(v, 1, 1000)
+            })?,
+        })
+    }
+
+    /// The service's pool. Connections are made on demand, so the service starts (and answers
+    /// 503) while the database is still down, and recovers by itself when it comes back.
+    pub fn pool(&self) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+            .connect_lazy_with(self.url.connect_options())
+    }
+
+    /// One connection, for `migrate`.
+    pub async fn connect_one(&self) -> Result<PgPool, sqlx::Error> {
+        PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(self.url.connect_options())
+            .await
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&env_lookup)
+    }
+
+    /// Reads every variable through `get`, so tests need not touch the process environment.
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let database = DatabaseSettings::from_lookup(get)?;
+        let bind_addr = parse_or(
+            get,
+            "BIND_ADDR",
+            SocketAddr::from(([0, 0, 0, 0], 8000)),
+            |v| {
+                v.parse::<SocketAddr>()
+                    .map_err(|_| "expected an address like 0.0.0.0:8000".to_owned())
+            },
+        )?;
+        let signup_roles = parse_or(get, "SIGNUP_ROLES", RoleSet::default(), |v| {
+            RoleSet::parse_list(v)
+        })?;
+        let require_email_confirmation =
+            parse_or(get, "REQUIRE_EMAIL_CONFIRMATION", true, parse_bool)?;
+        let defaults = HashSettings::default();
+        let argon2 = HashSettings {
+            memory_kib: parse_or(get, "ARGON2_MEMORY_KIB", defaults.memory_kib, |v| {
+                parse_in_range(v, 8, HashSettings::MAX_MEMORY_KIB)
+            })?,
+            iterations: parse_or(get, "ARGON2_ITERATIONS", defaults.iterations, |v| {
+                parse_in_range(v, 1, HashSettings::MAX_ITERATIONS)
+            })?,
+            parallelism: parse_or(get, "ARGON2_PARALLELISM", defaults.parallelism, |v| {
+                parse_in_range(v, 1, HashSettings::MAX_PARALLELISM)
+            })?,
+        };
+        argon2.params().map_err(|e| ConfigError::Invalid {
+            name: "ARGON2_MEMORY_KIB",
+            reason: format!("rejected by argon2 with these ARGON2_* values: {e}"),
+        })?;
+        Ok(Self {
+            database,
+            bind_addr,
+            signup_roles,
+            require_email_confirmation,
+            argon2,
+        })
+    }
+}
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Reads `name`; unset or empty means `default`. A value `parse` rejects is an error naming it.
+fn parse_or<T>(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    match get(name) {
+        Some(v) if !v.trim().is_empty() => {
+            parse(v.trim()).map_err(|reason| ConfigError::Invalid { name, reason })
+        }
+        _ => Ok(default),
+    }
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
+}
+
+fn parse_in_range(v: &str, min: u32, max: u32) -> Result<u32, String> {
+    match v.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from {min} to {max}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const URL: &str = "postgres://svc:s3cret-pw@db.example:6543/postgres";
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(&move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_url_is_set() {
+        let s = settings(&[("DATABASE_URL", URL)]).unwrap();
+        assert_eq!(s.bind_addr.to_string(), "0.0.0.0:8000");
+        assert_eq!(s.signup_roles.names(), ["Creator", "Brand"]);
+        assert!(s.require_email_confirmation);
+        assert_eq!(s.argon2, HashSettings::default());
+        assert_eq!(
+            (
+                s.argon2.memory_kib,
+                s.argon2.iterations,
+                s.argon2.parallelism
+            ),
+            (19456, 2, 1)
+        );
+        assert_eq!(s.database.max_connections, 10);
+    }
+
+    #[test]
+    fn missing_database_url_is_named() {
+        let err = settings(&[]).unwrap_err();
+        assert_eq!(err.to_string(), "DATABASE_URL is required but not set");
+    }
+
+    #[test]
+    fn malformed_variables_are_named() {
+        let cases = [
+            ("BIND_ADDR", "localhost"),
+            ("SIGNUP_ROLES", " , "),
+            ("REQUIRE_EMAIL_CONFIRMATION", "maybe"),
+            ("ARGON2_MEMORY_KIB", "1048577"),
+            ("ARGON2_ITERATIONS", "21"),
+            ("ARGON2_ITERATIONS", "0"),
+            ("ARGON2_PARALLELISM", "17"),
+            ("DATABASE_MAX_CONNECTIONS", "zero"),
+        ];
+        for (name, value) in cases {
+            let err = settings(&[("DATABASE_URL", URL), (name, value)]).unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!("{name} is invalid")),
+                "{name}={value}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn gotrue_limits_are_accepted_at_the_edge() {
+        let s = settings(&[
+            ("DATABASE_URL", URL),
+            ("ARGON2_MEMORY_KIB", "1048576"),
+            ("ARGON2_ITERATIONS", "20"),
+            ("ARGON2_PARALLELISM", "16"),
+        ])
+        .unwrap();
+        assert_eq!(s.argon2.memory_kib, 1_048_576);
+    }
+
+    #[test]
+    fn argon2_memory_below_8_per_lane_is_refused() {
+        let err = settings(&[
+            ("DATABASE_URL", URL),
+            ("ARGON2_MEMORY_KIB", "8"),
+            ("ARGON2_PARALLELISM", "4"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("ARGON2_MEMORY_KIB is invalid"));
+    }
+
+    #[test]
+    fn the_database_password_never_shows() {
+        let s = settings(&[("DATABASE_URL", URL)]).unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("s3cret-pw"), "{debug}");
+        assert!(debug.contains("db.example"), "{debug}");
+
+        let bad = "postgres://svc:s3cret-pw@db.example:notaport/postgres";
+        let err = settings(&[("DATABASE_URL", bad)]).unwrap_err().to_string();
+        assert!(!err.contains("s3cret-pw"), "{err}");
+        assert!(err.starts_with("DATABASE_URL is invalid"), "{err}");
+    }
+
+    #[test]
+    fn non_postgres_urls_are_refused() {
+        let err = settings(&[("DATABASE_URL", "mysql://a:b@c/d")]).unwrap_err();
+        assert!(err.to_string().starts_with("DATABASE_URL is invalid"));
+    }
+}

@@ -1,0 +1,16 @@
+//! Parse, don't validate: the request's strings become these types once, at the edge, and the
+//! rest of the service only ever sees values that are known to be valid.
+
+mod email;
+mod name;
+mod new_user;
+mod password;
+mod role;
+mod validation;
+
+pub use email::Email;
+pub use name::DisplayName;
+pub use new_user::{NewUser, SignupForm};
+pub use password::Password;
+pub use role::{Role, RoleSet};
+pub use validation::ValidationErrors;

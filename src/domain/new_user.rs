@@ -1,0 +1,106 @@
+use super::{DisplayName, Email, Password, Role, RoleSet, ValidationErrors};
+
+/// A signup request that passed every check: the only way to get one is [`NewUser::parse`].
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: Email,
+    pub password: Password,
+    pub name: DisplayName,
+    pub role: Role,
+}
+
+/// The raw string fields of a signup request (`None` = absent or not a string; the caller has
+/// recorded why in the errors it passes on).
+#[derive(Debug, Default)]
+pub struct SignupForm {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub role: Option<String>,
+}
+
+impl NewUser {
+    /// Checks every field and reports every bad one, together with `errors` found earlier
+    /// (unknown fields, wrong JSON types).
+    pub fn parse(
+        form: SignupForm,
+        roles: &RoleSet,
+        mut errors: ValidationErrors,
+    ) -> Result<Self, ValidationErrors> {
+        let name = form
+            .name
+            .and_then(|v| errors.check("name", DisplayName::parse(&v)));
+        let email = form
+            .email
+            .and_then(|v| errors.check("email", Email::parse(&v)));
+        let password = form
+            .password
+            .and_then(|v| errors.check("password", Password::parse(v)));
+        let role = form
+            .role
+            .and_then(|v| errors.check("role", roles.parse_role(&v)));
+        errors.into_result(|| {
+            Some(Self {
+                email: email?,
+                password: password?,
+                name: name?,
+                role: role?,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(name: &str, email: &str, password: &str, role: &str) -> SignupForm {
+        SignupForm {
+            name: Some(name.into()),
+            email: Some(email.into()),
+            password: Some(password.into()),
+            role: Some(role.into()),
+        }
+    }
+
+    #[test]
+    fn all_good() {
+        let u = NewUser::parse(
+            form(" Ada ", "ADA@example.com", "correct horse", "Creator"),
+            &RoleSet::default(),
+            ValidationErrors::default(),
+        )
+        .unwrap();
+        assert_eq!(u.name.as_str(), "Ada");
+        assert_eq!(u.email.as_str(), "ada@example.com");
+        assert_eq!(u.role.as_str(), "Creator");
+    }
+
+    #[test]
+    fn reports_every_bad_field() {
+        let errs = NewUser::parse(
+            form("", "nope", "short", "admin"),
+            &RoleSet::default(),
+            ValidationErrors::default(),
+        )
+        .unwrap_err();
+        let fields: Vec<&String> = errs.fields().keys().collect();
+        assert_eq!(fields, ["email", "name", "password", "role"]);
+    }
+
+    #[test]
+    fn earlier_errors_are_kept() {
+        let mut earlier = ValidationErrors::default();
+        earlier.add("extra", "unknown field");
+        let errs = NewUser::parse(
+            form("Ada", "ada@example.com", "correct horse", "Brand"),
+            &RoleSet::default(),
+            earlier,
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs.fields().get("extra").map(String::as_str),
+            Some("unknown field")
+        );
+    }
+}

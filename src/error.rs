@@ -1,0 +1,136 @@
+//! The one place where errors become HTTP: status code + JSON body
+//! `{"error": {"code", "message", "fields"?}}` with a stable `code`.
+//!
+//! Internal detail (SQL errors, task failures) is logged here, never sent.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::domain::ValidationErrors;
+use crate::password::HashError;
+use crate::store::signup::SignupError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error(transparent)]
+    Validation(#[from] ValidationErrors),
+    #[error("an account with this email address already exists")]
+    EmailTaken,
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The detail is logged, never sent.
+    #[error("the database is unavailable: {0}")]
+    DatabaseUnavailable(String),
+    /// The detail is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorEnvelope<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a BTreeMap<String, String>>,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::EmailTaken => StatusCode::CONFLICT,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable, documented error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidJson(_) => "invalid_json",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Validation(_) => "validation_failed",
+            Self::EmailTaken => "email_taken",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::DatabaseUnavailable(_) => "database_unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Self::Validation(_) => "some fields are invalid".to_owned(),
+            Self::DatabaseUnavailable(_) => {
+                "the service cannot reach its database right now; try again shortly".to_owned()
+            }
+            Self::Internal(_) => "an unexpected error occurred".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(detail) => {
+                tracing::error!(code = self.code(), %detail, "request failed")
+            }
+            Self::DatabaseUnavailable(detail) => {
+                tracing::warn!(code = self.code(), %detail, "request failed")
+            }
+            _ => tracing::info!(code = self.code(), "request rejected"),
+        }
+        let fields = match &self {
+            Self::Validation(errors) => Some(errors.fields()),
+            _ => None,
+        };
+        let body = ErrorEnvelope {
+            error: ErrorBody {
+                code: self.code(),
+                message: self.public_message(),
+                fields,
+            },
+        };
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+impl From<SignupError> for ApiError {
+    fn from(err: SignupError) -> Self {
+        match err {
+            SignupError::EmailTaken => Self::EmailTaken,
+            SignupError::Unavailable(e) => Self::DatabaseUnavailable(e.to_string()),
+            SignupError::Database(e) => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<HashError> for ApiError {
+    fn from(err: HashError) -> Self {
+        Self::Internal(err.to_string())
+    }
+}

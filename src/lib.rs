@@ -1,0 +1,15 @@
+//! atomic-signup: a Supabase signup that never leaves an orphaned auth user.
+//!
+//! One signup, from the socket to the commit:
+//! [`routes::signup`] (HTTP in and out) → [`domain`] (parse the request into a [`domain::NewUser`])
+//! → [`password`] (argon2id, off the async workers) → [`store::signup`] (the one SQL transaction).
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod password;
+pub mod routes;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,56 @@
+//! The JSON body of our POST endpoints: an object, read once, with rejections mapped to our
+//! error codes (415 not JSON, 400 malformed, 413 too large).
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde_json::{Map, Value};
+
+use crate::domain::ValidationErrors;
+use crate::error::ApiError;
+
+pub struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<Value>::from_request(req, state).await {
+            Ok(Json(Value::Object(map))) => Ok(Self(map)),
+            Ok(Json(_)) => Err(ApiError::InvalidJson("expected a JSON object".to_owned())),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge)
+            }
+            Err(rejection) => Err(ApiError::InvalidJson(rejection.body_text())),
+        }
+    }
+}
+
+impl JsonObject {
+    /// Takes the string fields `names` out of the object. An absent, null or non-string field is
+    /// recorded in `errors` and comes back as `None`; any other key is recorded as unknown.
+    pub fn string_fields<const N: usize>(
+        self,
+        names: [&str; N],
+        errors: &mut ValidationErrors,
+    ) -> [Option<String>; N] {
+        let mut map = self.0;
+        let values = names.map(|name| match map.remove(name) {
+            Some(Value::String(s)) => Some(s),
+            None | Some(Value::Null) => {
+                errors.add(name, "is required");
+                None
+            }
+            Some(_) => {
+                errors.add(name, "must be a string");
+                None
+            }
+        });
+        for unknown in map.keys() {
+            errors.add(unknown.as_str(), "unknown field");
+        }
+        values
+    }
+}

@@ -1,0 +1,34 @@
+//! HTTP: one file per endpoint. Each extracts the request, calls the domain and the store, and
+//! answers; errors go through [`crate::error::ApiError`].
+
+mod health;
+mod json;
+pub mod signup;
+
+use axum::Router;
+use axum::routing::{get, post};
+use sqlx::PgPool;
+
+use crate::domain::RoleSet;
+use crate::error::ApiError;
+use crate::password::Hasher;
+
+pub use json::JsonObject;
+
+/// What every handler may use. Cheap to clone (pool, hasher and role set are shared).
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub hasher: Hasher,
+    pub signup_roles: RoleSet,
+    pub require_email_confirmation: bool,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/auth/signup", post(signup::signup))
+        .route("/healthz", get(health::healthz))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+}

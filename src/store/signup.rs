@@ -1,0 +1,86 @@
+//! THE signup transaction.
+//!
+//! One statement, `select … from atomic_signup.create_user(…)`, sent in autocommit mode: Postgres
+//! runs it as one transaction, in one round trip. The function (migrations/
+//! 20261124000002_signup_function.sql) inserts `auth.users`, `auth.identities` and
+//! `public.profiles` in that order; if any insert fails, none of the rows exists.
+//!
+//! Duplicates are detected by the database, not by a SELECT first: the unique index on
+//! `auth.users.email` makes exactly one of two concurrent signups with one email win, and the
+//! other gets a unique violation, answered 409.
+
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::NewUser;
+use crate::password::PasswordHash;
+
+/// The unique indexes GoTrue puts on `auth.users.email` (the first is current; older projects may
+/// still have the second).
+const EMAIL_UNIQUE_INDEXES: [&str; 2] = ["users_email_partial_key", "users_email_key"];
+
+pub struct NewAccount<'a> {
+    pub user_id: Uuid,
+    pub user: &'a NewUser,
+    pub password_hash: &'a PasswordHash,
+    /// `true` when REQUIRE_EMAIL_CONFIRMATION=false: the email counts as confirmed at once.
+    pub email_confirmed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedAccount {
+    pub email_confirmed_at: Option<OffsetDateTime>,
+    pub onboarding_completed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignupError {
+    #[error("the email address is already registered")]
+    EmailTaken,
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("the signup statement failed: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for SignupError {
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err
+            && db.is_unique_violation()
+            && db
+                .constraint()
+                .is_some_and(|c| EMAIL_UNIQUE_INDEXES.contains(&c))
+        {
+            return Self::EmailTaken;
+        }
+        if super::is_unavailable(&err) {
+            Self::Unavailable(err)
+        } else {
+            Self::Database(err)
+        }
+    }
+}
+
+pub async fn create_account(
+    pool: &PgPool,
+    account: NewAccount<'_>,
+) -> Result<CreatedAccount, SignupError> {
+    let (email_confirmed_at, onboarding_completed): (Option<OffsetDateTime>, bool) =
+        sqlx::query_as(
+            "select out_email_confirmed_at, out_onboarding_completed \
+             from atomic_signup.create_user($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(account.user_id)
+        .bind(account.user.email.as_str())
+        .bind(account.password_hash.as_str())
+        .bind(account.user.name.as_str())
+        .bind(account.user.role.as_str())
+        .bind(account.email_confirmed)
+        .fetch_one(pool)
+        .await?;
+    Ok(CreatedAccount {
+        email_confirmed_at,
+        onboarding_completed,
+    })
+}
