@@ -71,6 +71,11 @@ impl DatabaseUrl {
         Ok(Self(options.application_name("atomic-signup")))
     }
 
+    /// For callers that already hold parsed options (the test harness).
+    pub fn from_options(options: PgConnectOptions) -> Self {
+        Self(options.application_name("atomic-signup"))
+    }
+
     pub fn connect_options(&self) -> PgConnectOptions {
         self.0.clone()
     }
