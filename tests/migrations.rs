@@ -1,0 +1,216 @@
+//! The migrations: they apply on the Supabase fixture, a second run is a no-op, and the
+//! row-level security and grants on public.profiles hold.
+
+mod support;
+
+use serde_json::json;
+use sqlx::{Connection, PgConnection};
+use support::{TestApp, TestDb, signup_body, status_json};
+use uuid::Uuid;
+
+#[tokio::test]
+async fn migrations_apply_on_the_fixture_and_twice_in_a_row() {
+    let db = TestDb::with_fixture().await;
+    atomic_signup::store::migrate(&db.pool)
+        .await
+        .expect("first run");
+    let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        applied as usize,
+        atomic_signup::store::MIGRATOR.iter().count()
+    );
+
+    atomic_signup::store::migrate(&db.pool)
+        .await
+        .expect("second run is a no-op");
+    let again: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(again, applied);
+
+    let (rls, function): (bool, bool) = sqlx::query_as(
+        "select (select relrowsecurity from pg_class where oid = 'public.profiles'::regclass), \
+                to_regprocedure('atomic_signup.create_user(uuid,text,text,text,text,boolean)') is not null",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(rls && function);
+}
+
+#[tokio::test]
+async fn the_migrate_command_applies_the_same_migrations() {
+    let db = TestDb::with_fixture().await;
+    let url = format!(
+        "postgres://{}:postgres@{}:{}/{}",
+        db.options.get_username(),
+        db.options.get_host(),
+        db.options.get_port(),
+        db.name
+    );
+    for _ in 0..2 {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_atomic-signup"))
+            .arg("migrate")
+            .env("DATABASE_URL", &url)
+            .env("LOG_FORMAT", "json")
+            .output()
+            .await
+            .expect("run atomic-signup migrate");
+        let logs = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{logs}");
+        assert!(logs.contains("migrations applied"), "{logs}");
+        assert!(
+            !logs.contains(":postgres@"),
+            "the URL's password never shows: {logs}"
+        );
+    }
+    let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        applied as usize,
+        atomic_signup::store::MIGRATOR.iter().count()
+    );
+}
+
+#[tokio::test]
+async fn a_missing_database_url_stops_startup_with_its_name() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_atomic-signup"))
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .current_dir(std::env::temp_dir()) // no .env there
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL is required but not set"));
+}
+
+/// Runs `sql` (returning one text column) as the `authenticated` role with a JWT whose sub is
+/// `user`, as PostgREST would.
+async fn as_user(db: &TestDb, user: Uuid, sql: &str) -> Result<Vec<String>, sqlx::Error> {
+    let mut conn = PgConnection::connect_with(&db.options).await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("select set_config('request.jwt.claims', $1, true)")
+        .bind(json!({"sub": user.to_string(), "role": "authenticated"}).to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("set local role authenticated")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let rows = sqlx::query_scalar(sql).fetch_all(&mut *tx).await;
+    tx.commit().await?;
+    rows
+}
+
+async fn signed_up(app: &TestApp, name: &str, email: &str) -> Uuid {
+    let (status, body) = status_json(app.signup(&signup_body(name, email, "Creator")).await).await;
+    assert_eq!(status, 201, "{body}");
+    body["user_id"].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn row_level_security_lets_a_user_see_and_edit_only_their_own_profile() {
+    let app = TestApp::spawn().await;
+    let a = signed_up(&app, "Alice", "alice@example.com").await;
+    let b = signed_up(&app, "Bob", "bob@example.com").await;
+
+    let visible = as_user(
+        &app.db,
+        a,
+        "select id::text || ' ' || name from public.profiles",
+    )
+    .await
+    .unwrap();
+    assert_eq!(visible, vec![format!("{a} Alice")]);
+
+    // A may change their name and onboarding flag …
+    let updated = as_user(
+        &app.db,
+        a,
+        "update public.profiles set name = 'Alice L.', onboarding_completed = true returning id::text",
+    )
+    .await
+    .unwrap();
+    assert_eq!(updated, vec![a.to_string()], "only A's own row is updated");
+    let (name_b, done_a): (String, bool) = sqlx::query_as(
+        "select (select name from public.profiles where id = $1), (select onboarding_completed from public.profiles where id = $2)",
+    )
+    .bind(b)
+    .bind(a)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((name_b.as_str(), done_a), ("Bob", true));
+
+    // … but never their role, and never B's row.
+    let err = as_user(
+        &app.db,
+        a,
+        "update public.profiles set role = 'admin' returning id::text",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("42501"),
+        "{err}"
+    );
+    let none = as_user(
+        &app.db,
+        a,
+        &format!("update public.profiles set name = 'hacked' where id = '{b}' returning id::text"),
+    )
+    .await
+    .unwrap();
+    assert!(none.is_empty());
+
+    // No inserts or deletes through the API roles.
+    let err = as_user(&app.db, a, "delete from public.profiles returning id::text")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("42501")
+    );
+}
+
+#[tokio::test]
+async fn the_api_roles_cannot_reach_the_service_objects() {
+    let app = TestApp::spawn().await;
+    let user = signed_up(&app, "Carol", "carol@example.com").await;
+    for sql in [
+        "select description from public._sqlx_migrations",
+        "select out_email_confirmed_at::text from atomic_signup.create_user(gen_random_uuid(), 'x@example.com', 'h', 'n', 'admin', true)",
+    ] {
+        let err = as_user(&app.db, user, sql).await.unwrap_err();
+        assert_eq!(
+            err.as_database_error().and_then(|e| e.code()).as_deref(),
+            Some("42501"),
+            "{sql}: {err}"
+        );
+    }
+    // anon sees no profile at all.
+    let mut conn = PgConnection::connect_with(&app.db.options).await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("set local role anon")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = sqlx::query("select * from public.profiles")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("42501")
+    );
+}
