@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the service locally: a Postgres container prepared like a Supabase database
+# (tests/fixtures/supabase_auth.sql), the migrations, then `atomic-signup serve` on :8000.
+# DATABASE_URL from the environment or .env wins over the local container.
+# Stop the database with: docker rm -f atomic-signup-dev-db
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+if [ -f .env ]; then set -a; source .env; set +a; fi
+
+if [ -z "${DATABASE_URL:-}" ]; then
+  ensure_postgres_image
+  name=atomic-signup-dev-db
+  port=${DEV_DB_PORT:-54322}
+  if ! docker ps --format '{{.Names}}' | grep -qx "$name"; then
+    docker rm -f "$name" >/dev/null 2>&1 || true
+    docker run -d --name "$name" -p "127.0.0.1:$port:5432" \
+      -e POSTGRES_PASSWORD=postgres "$TEST_POSTGRES_IMAGE" >/dev/null
+  fi
+  for _ in $(seq 1 60); do
+    docker exec "$name" pg_isready -q -U postgres -h 127.0.0.1 2>/dev/null && break
+    sleep 1
+  done
+  if [ "$(docker exec "$name" psql -qtA -U postgres -c "select to_regclass('auth.users') is not null")" != t ]; then
+    docker exec -i "$name" psql -q -v ON_ERROR_STOP=1 -U postgres <tests/fixtures/supabase_auth.sql
+  fi
+  export DATABASE_URL="postgres://postgres:postgres@127.0.0.1:$port/postgres"
+fi
+
+cargo run --release -- migrate
+exec cargo run --release -- serve

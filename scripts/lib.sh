@@ -1,0 +1,50 @@
+# Shared by scripts/test.sh, scripts/dev.sh and .ci/run (source it; do not run it).
+# Makes sure Docker runs and the local Postgres test image exists.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export TEST_POSTGRES_IMAGE=${TEST_POSTGRES_IMAGE:-atomic-signup-postgres:15}
+
+# Installs Debian packages that are missing (needs root and apt-get).
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "missing packages: ${missing[*]} (install them, or run as root on Debian)" >&2
+    return 1
+  fi
+  echo "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Starts dockerd when no engine answers, and waits for it.
+ensure_docker() {
+  command -v docker >/dev/null || apt_install docker.io
+  docker info >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ]; then
+    echo "starting dockerd"
+    (nohup dockerd >/tmp/atomic-signup-dockerd.log 2>&1 &)
+    for _ in $(seq 1 60); do
+      docker info >/dev/null 2>&1 && return 0
+      sleep 1
+    done
+    tail -n 20 /tmp/atomic-signup-dockerd.log >&2
+  fi
+  echo "Docker is not running and could not be started" >&2
+  return 1
+}
+
+# Builds the Postgres test image from Debian's packages unless an image of that name exists
+# (or can be pulled, for names other than our local one).
+ensure_postgres_image() {
+  ensure_docker
+  docker image inspect "$TEST_POSTGRES_IMAGE" >/dev/null 2>&1 && return 0
+  if [ "$TEST_POSTGRES_IMAGE" != "atomic-signup-postgres:15" ]; then
+    docker pull "$TEST_POSTGRES_IMAGE" && return 0
+  fi
+  command -v debootstrap >/dev/null || apt_install debootstrap
+  bash "$ROOT/.ci/build-postgres-image.sh" "$TEST_POSTGRES_IMAGE"
+}

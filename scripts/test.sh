@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against a real Postgres (testcontainers).
+# Starts Docker and builds the local Postgres image first if needed; extra arguments go to
+# `cargo test` (e.g. scripts/test.sh --test signup).
+# With TEST_DATABASE_URL set, the tests use that server instead and Docker is not needed.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+  ensure_postgres_image
+fi
+exec cargo test "$@"
