@@ -11,6 +11,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::domain::RoleSet;
+use crate::outbox::OutboxSettings;
 use crate::password::HashSettings;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -28,7 +29,82 @@ pub struct Settings {
     pub bind_addr: SocketAddr,
     pub signup_roles: RoleSet,
     pub require_email_confirmation: bool,
+    /// Answer 202 for new and existing emails alike (needs REQUIRE_EMAIL_CONFIRMATION=true).
+    pub conceal_existing_emails: bool,
     pub argon2: HashSettings,
+    /// GoTrue, for login and for confirmation emails; `None` when not configured.
+    pub gotrue: Option<GoTrueSettings>,
+    pub outbox: OutboxSettings,
+}
+
+/// Where GoTrue is and how to call it.
+#[derive(Clone)]
+pub struct GoTrueSettings {
+    /// GoTrue's base URL, without a trailing slash (`…/auth/v1` behind the Supabase gateway).
+    pub url: String,
+    /// Sent as `apikey`. Never shown by `Debug`.
+    pub anon_key: String,
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for GoTrueSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GoTrueSettings")
+            .field("url", &self.url)
+            .field("anon_key", &"[redacted]")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl GoTrueSettings {
+    /// `GOTRUE_URL`, else `SUPABASE_URL` + `/auth/v1`; `SUPABASE_ANON_KEY` (or the older
+    /// `SUPABASE_KEY`); `GOTRUE_TIMEOUT_MS`. `None` when no URL is set at all.
+    fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
+        let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let url = match (set("GOTRUE_URL"), set("SUPABASE_URL")) {
+            (Some(url), _) => parse_http_url("GOTRUE_URL", &url)?,
+            (None, Some(url)) => format!("{}/auth/v1", parse_http_url("SUPABASE_URL", &url)?),
+            (None, None) => {
+                if set("SUPABASE_ANON_KEY").is_some() || set("SUPABASE_KEY").is_some() {
+                    return Err(ConfigError::Missing {
+                        name: "SUPABASE_URL",
+                    });
+                }
+                return Ok(None);
+            }
+        };
+        let anon_key = set("SUPABASE_ANON_KEY")
+            .or_else(|| set("SUPABASE_KEY"))
+            .ok_or(ConfigError::Missing {
+                name: "SUPABASE_ANON_KEY",
+            })?;
+        let timeout_ms = parse_or(get, "GOTRUE_TIMEOUT_MS", 10_000, |v| {
+            parse_in_range(v, 1, 600_000)
+        })?;
+        Ok(Some(Self {
+            url,
+            anon_key: anon_key.trim().to_owned(),
+            timeout: Duration::from_millis(timeout_ms.into()),
+        }))
+    }
+}
+
+/// An http(s) URL without credentials, query or fragment; returned without a trailing slash.
+fn parse_http_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        name,
+        reason: reason.to_owned(),
+    };
+    let url = reqwest::Url::parse(value.trim().trim_end_matches('/'))
+        .map_err(|_| invalid("not a valid URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(invalid("expected an http:// or https:// URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(invalid("must not carry credentials, a query or a fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// What `atomic-signup migrate` needs, and the pool settings of `serve`.
@@ -158,12 +234,36 @@ impl Settings {
             name: "ARGON2_MEMORY_KIB",
             reason: format!("rejected by argon2 with these ARGON2_* values: {e}"),
         })?;
+        let conceal_existing_emails = parse_or(get, "CONCEAL_EXISTING_EMAILS", false, parse_bool)?;
+        if conceal_existing_emails && !require_email_confirmation {
+            return Err(ConfigError::Invalid {
+                name: "CONCEAL_EXISTING_EMAILS",
+                reason: "true needs REQUIRE_EMAIL_CONFIRMATION=true (otherwise a new account \
+                         could log in at once, and a taken email could not)"
+                    .to_owned(),
+            });
+        }
+        let gotrue = GoTrueSettings::from_lookup(get)?;
+        let ms =
+            |v: &str| parse_in_range(v, 1, 86_400_000).map(|n| Duration::from_millis(n.into()));
+        let d = OutboxSettings::default();
+        let outbox = OutboxSettings {
+            max_attempts: parse_or(get, "OUTBOX_MAX_ATTEMPTS", d.max_attempts, |v| {
+                parse_in_range(v, 1, 1000)
+            })?,
+            backoff_base: parse_or(get, "OUTBOX_BACKOFF_BASE_MS", d.backoff_base, ms)?,
+            backoff_max: parse_or(get, "OUTBOX_BACKOFF_MAX_MS", d.backoff_max, ms)?,
+            poll_interval: parse_or(get, "OUTBOX_POLL_INTERVAL_MS", d.poll_interval, ms)?,
+        };
         Ok(Self {
             database,
             bind_addr,
             signup_roles,
             require_email_confirmation,
+            conceal_existing_emails,
             argon2,
+            gotrue,
+            outbox,
         })
     }
 }
@@ -296,6 +396,96 @@ mod tests {
         let err = settings(&[("DATABASE_URL", bad)]).unwrap_err().to_string();
         assert!(!err.contains("s3cret-pw"), "{err}");
         assert!(err.starts_with("DATABASE_URL is invalid"), "{err}");
+    }
+
+    #[test]
+    fn gotrue_comes_from_supabase_url_or_gotrue_url() {
+        let s = settings(&[("DATABASE_URL", URL)]).unwrap();
+        assert!(s.gotrue.is_none(), "login is optional");
+
+        let s = settings(&[
+            ("DATABASE_URL", URL),
+            ("SUPABASE_URL", "https://abc.supabase.co/"),
+            ("SUPABASE_ANON_KEY", "anon-key-123"),
+        ])
+        .unwrap();
+        let g = s.gotrue.unwrap();
+        assert_eq!(g.url, "https://abc.supabase.co/auth/v1");
+        assert_eq!(g.timeout, Duration::from_secs(10));
+        assert!(!format!("{g:?}").contains("anon-key-123"));
+
+        let s = settings(&[
+            ("DATABASE_URL", URL),
+            ("SUPABASE_URL", "https://abc.supabase.co"),
+            ("GOTRUE_URL", "http://localhost:9999"),
+            ("SUPABASE_KEY", "older-name"),
+            ("GOTRUE_TIMEOUT_MS", "250"),
+        ])
+        .unwrap();
+        let g = s.gotrue.unwrap();
+        assert_eq!(g.url, "http://localhost:9999");
+        assert_eq!(g.anon_key, "older-name");
+        assert_eq!(g.timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn gotrue_half_configured_is_an_error() {
+        let err = settings(&[
+            ("DATABASE_URL", URL),
+            ("SUPABASE_URL", "https://x.supabase.co"),
+        ]);
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "SUPABASE_ANON_KEY is required but not set"
+        );
+        let err = settings(&[("DATABASE_URL", URL), ("SUPABASE_ANON_KEY", "k")]);
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "SUPABASE_URL is required but not set"
+        );
+        let err = settings(&[
+            ("DATABASE_URL", URL),
+            ("GOTRUE_URL", "ftp://x"),
+            ("SUPABASE_ANON_KEY", "k"),
+        ]);
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .starts_with("GOTRUE_URL is invalid")
+        );
+    }
+
+    #[test]
+    fn concealing_emails_needs_confirmation() {
+        let err = settings(&[
+            ("DATABASE_URL", URL),
+            ("CONCEAL_EXISTING_EMAILS", "true"),
+            ("REQUIRE_EMAIL_CONFIRMATION", "false"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("CONCEAL_EXISTING_EMAILS is invalid")
+        );
+        let s = settings(&[("DATABASE_URL", URL), ("CONCEAL_EXISTING_EMAILS", "true")]).unwrap();
+        assert!(s.conceal_existing_emails);
+    }
+
+    #[test]
+    fn outbox_settings() {
+        let s = settings(&[("DATABASE_URL", URL)]).unwrap();
+        assert_eq!(s.outbox.max_attempts, 10);
+        let s = settings(&[
+            ("DATABASE_URL", URL),
+            ("OUTBOX_MAX_ATTEMPTS", "3"),
+            ("OUTBOX_BACKOFF_BASE_MS", "5"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (s.outbox.max_attempts, s.outbox.backoff_base),
+            (3, Duration::from_millis(5))
+        );
+        assert!(settings(&[("DATABASE_URL", URL), ("OUTBOX_MAX_ATTEMPTS", "0")]).is_err());
     }
 
     #[test]

@@ -6,12 +6,14 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::domain::ValidationErrors;
+use crate::gotrue::GoTrueError;
 use crate::password::HashError;
+use crate::store::StoreError;
 use crate::store::signup::SignupError;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,21 @@ pub enum ApiError {
     Validation(#[from] ValidationErrors),
     #[error("an account with this email address already exists")]
     EmailTaken,
+    #[error("Invalid login credentials")]
+    InvalidCredentials,
+    #[error("Please verify your email before logging in")]
+    EmailNotConfirmed,
+    #[error("This account is banned")]
+    UserBanned,
+    #[error("Too many login attempts; try again later")]
+    RateLimited { retry_after: Option<HeaderValue> },
+    /// GoTrue unreachable, failing or answering nonsense; the detail is logged, never sent.
+    #[error("the authentication service is unavailable: {0}")]
+    AuthUnavailable(String),
+    #[error("the authentication service did not answer in time")]
+    AuthTimeout,
+    #[error("login is not configured on this service (SUPABASE_URL / SUPABASE_ANON_KEY)")]
+    LoginNotConfigured,
     #[error("no such route")]
     NotFound,
     #[error("method not allowed")]
@@ -59,6 +76,12 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::EmailTaken => StatusCode::CONFLICT,
+            Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::EmailNotConfirmed | Self::UserBanned => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::AuthUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Self::AuthTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::LoginNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -74,6 +97,13 @@ impl ApiError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::Validation(_) => "validation_failed",
             Self::EmailTaken => "email_taken",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::EmailNotConfirmed => "email_not_confirmed",
+            Self::UserBanned => "user_banned",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::AuthUnavailable(_) => "auth_unavailable",
+            Self::AuthTimeout => "auth_timeout",
+            Self::LoginNotConfigured => "login_not_configured",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::DatabaseUnavailable(_) => "database_unavailable",
@@ -88,6 +118,9 @@ impl ApiError {
                 "the service cannot reach its database right now; try again shortly".to_owned()
             }
             Self::Internal(_) => "an unexpected error occurred".to_owned(),
+            Self::AuthUnavailable(_) => {
+                "the authentication service is unavailable; try again shortly".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -99,8 +132,11 @@ impl IntoResponse for ApiError {
             Self::Internal(detail) => {
                 tracing::error!(code = self.code(), %detail, "request failed")
             }
-            Self::DatabaseUnavailable(detail) => {
+            Self::DatabaseUnavailable(detail) | Self::AuthUnavailable(detail) => {
                 tracing::warn!(code = self.code(), %detail, "request failed")
+            }
+            Self::AuthTimeout | Self::LoginNotConfigured => {
+                tracing::warn!(code = self.code(), "request failed")
             }
             _ => tracing::info!(code = self.code(), "request rejected"),
         }
@@ -115,7 +151,16 @@ impl IntoResponse for ApiError {
                 fields,
             },
         };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(&body)).into_response();
+        if let Self::RateLimited {
+            retry_after: Some(value),
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, value.clone());
+        }
+        response
     }
 }
 
@@ -125,6 +170,28 @@ impl From<SignupError> for ApiError {
             SignupError::EmailTaken => Self::EmailTaken,
             SignupError::Unavailable(e) => Self::DatabaseUnavailable(e.to_string()),
             SignupError::Database(e) => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(e) => Self::DatabaseUnavailable(e.to_string()),
+            StoreError::Database(e) => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<GoTrueError> for ApiError {
+    fn from(err: GoTrueError) -> Self {
+        match err {
+            GoTrueError::InvalidCredentials => Self::InvalidCredentials,
+            GoTrueError::EmailNotConfirmed => Self::EmailNotConfirmed,
+            GoTrueError::UserBanned => Self::UserBanned,
+            GoTrueError::RateLimited { retry_after, .. } => Self::RateLimited { retry_after },
+            GoTrueError::Timeout => Self::AuthTimeout,
+            GoTrueError::Unavailable(detail) => Self::AuthUnavailable(detail),
         }
     }
 }

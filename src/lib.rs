@@ -8,6 +8,8 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod gotrue;
+pub mod outbox;
 pub mod password;
 pub mod routes;
 pub mod startup;

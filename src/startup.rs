@@ -2,16 +2,24 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::gotrue::GoTrueClient;
+use crate::outbox::{OutboxStats, Worker};
 use crate::password::Hasher;
 use crate::routes::{self, AppState};
 use crate::telemetry;
+
+/// How long shutdown waits for the outbox worker to finish the delivery under way.
+const WORKER_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Request bodies larger than this are refused with 413 `payload_too_large`.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -20,6 +28,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub enum StartupError {
     #[error("invalid argon2 parameters: {0}")]
     Argon2(argon2::Error),
+    #[error("cannot build the GoTrue HTTP client: {0}")]
+    HttpClient(reqwest::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -30,6 +40,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    worker: Option<Worker>,
+    outbox_stats: Arc<OutboxStats>,
 }
 
 impl Application {
@@ -48,11 +60,42 @@ impl Application {
             Err(_) => tracing::warn!("database did not answer within 5 s"),
         }
         let hasher = Hasher::for_this_machine(settings.argon2).map_err(StartupError::Argon2)?;
+        let gotrue = settings
+            .gotrue
+            .as_ref()
+            .map(GoTrueClient::new)
+            .transpose()
+            .map_err(StartupError::HttpClient)?;
+        let outbox_wake = Arc::new(Notify::new());
+        let outbox_stats = Arc::new(OutboxStats::default());
+        // Confirmation emails go out through GoTrue. Without it, rows wait in the outbox until
+        // a service with GoTrue configured runs.
+        let worker = match &gotrue {
+            Some(client) => Some(Worker::new(
+                pool.clone(),
+                client.clone(),
+                settings.outbox,
+                Arc::clone(&outbox_wake),
+                Arc::clone(&outbox_stats),
+            )),
+            None => {
+                if settings.require_email_confirmation {
+                    tracing::warn!(
+                        "GoTrue is not configured (SUPABASE_URL / SUPABASE_ANON_KEY): login is off \
+                         and confirmation emails wait in the outbox"
+                    );
+                }
+                None
+            }
+        };
         let state = AppState {
             pool,
             hasher,
             signup_roles: settings.signup_roles,
             require_email_confirmation: settings.require_email_confirmation,
+            conceal_existing_emails: settings.conceal_existing_emails,
+            gotrue,
+            outbox_wake,
         };
         let listener = TcpListener::bind(settings.bind_addr)
             .await
@@ -63,7 +106,14 @@ impl Application {
         Ok(Self {
             listener,
             router: app_router(state),
+            worker,
+            outbox_stats,
         })
+    }
+
+    /// What the outbox worker has done so far.
+    pub fn outbox_stats(&self) -> Arc<OutboxStats> {
+        Arc::clone(&self.outbox_stats)
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -75,18 +125,33 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
+    /// Serves (and runs the outbox worker) until `shutdown` completes; then lets in-flight
+    /// requests finish and stops the worker after the delivery under way.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let stop_worker = CancellationToken::new();
+        let worker = self
+            .worker
+            .map(|w| tokio::spawn(w.run(stop_worker.clone())));
         tracing::info!(addr = ?self.listener.local_addr().ok(), "listening");
-        axum::serve(
+        let served = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+        stop_worker.cancel();
+        if let Some(handle) = worker
+            && tokio::time::timeout(WORKER_STOP_TIMEOUT, handle)
+                .await
+                .is_err()
+        {
+            tracing::warn!("the outbox worker did not stop in time");
+        }
+        served
     }
 }
 

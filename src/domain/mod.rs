@@ -1,6 +1,7 @@
 //! Parse, don't validate: the request's strings become these types once, at the edge, and the
 //! rest of the service only ever sees values that are known to be valid.
 
+mod credentials;
 mod email;
 mod name;
 mod new_user;
@@ -8,6 +9,7 @@ mod password;
 mod role;
 mod validation;
 
+pub use credentials::Credentials;
 pub use email::Email;
 pub use name::DisplayName;
 pub use new_user::{NewUser, SignupForm};

@@ -3,14 +3,19 @@
 
 mod health;
 mod json;
+pub mod login;
 pub mod signup;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
 use sqlx::PgPool;
+use tokio::sync::Notify;
 
 use crate::domain::RoleSet;
 use crate::error::ApiError;
+use crate::gotrue::GoTrueClient;
 use crate::password::Hasher;
 
 pub use json::JsonObject;
@@ -22,11 +27,17 @@ pub struct AppState {
     pub hasher: Hasher,
     pub signup_roles: RoleSet,
     pub require_email_confirmation: bool,
+    pub conceal_existing_emails: bool,
+    /// `None` when SUPABASE_URL / GOTRUE_URL is not configured: login answers 503.
+    pub gotrue: Option<GoTrueClient>,
+    /// Wakes the outbox worker after a signup that queued a confirmation email.
+    pub outbox_wake: Arc<Notify>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/auth/signup", post(signup::signup))
+        .route("/api/auth/login", post(login::login))
         .route("/healthz", get(health::healthz))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -1,5 +1,7 @@
 //! SQL only. Nothing outside this module writes SQL.
 
+pub mod outbox;
+pub mod profiles;
 pub mod signup;
 
 use sqlx::PgPool;
@@ -11,6 +13,25 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
     MIGRATOR.run(pool).await
+}
+
+/// A failed query, sorted into "try again later" (503) and "a bug or a broken schema" (500).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("query failed: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        if is_unavailable(&err) {
+            Self::Unavailable(err)
+        } else {
+            Self::Database(err)
+        }
+    }
 }
 
 /// True for errors that mean "the database cannot be reached or cannot serve us right now"

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 
 use atomic_signup::config::{DatabaseSettings, DatabaseUrl, Settings};
 use atomic_signup::domain::RoleSet;
+use atomic_signup::outbox::OutboxSettings;
 use atomic_signup::password::HashSettings;
 use atomic_signup::startup::Application;
 use serde_json::{Value, json};
@@ -37,7 +38,10 @@ pub fn test_settings(db: &TestDb) -> Settings {
         bind_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         signup_roles: RoleSet::default(),
         require_email_confirmation: true,
+        conceal_existing_emails: false,
         argon2: TEST_HASH,
+        gotrue: None,
+        outbox: OutboxSettings::default(),
     }
 }
 

@@ -1,6 +1,7 @@
 -- THE signup transaction: one call of atomic_signup.create_user(...) inserts the auth user, its
--- email identity and the profile. Called as a single statement in autocommit mode, it is one
--- transaction and one round trip: either all three rows are committed or none is.
+-- email identity, the profile and, when the email must be confirmed, the confirmation outbox row.
+-- Called as a single statement in autocommit mode, it is one
+-- transaction and one round trip: either all of its rows are committed or none is.
 --
 -- Why a function and not one statement with data-modifying CTEs: many Supabase projects have the
 -- documented `on_auth_user_created` AFTER INSERT trigger on auth.users that inserts a profile.
@@ -13,7 +14,7 @@
 -- for an email/password user. GoTrue scans some of these columns into plain Go strings and
 -- time.Time values: a NULL there makes every login of that user fail with a 500.
 --
--- SECURITY INVOKER: the caller needs INSERT on the three tables (the README lists the grants).
+-- SECURITY INVOKER: the caller needs INSERT on these tables (the README lists the grants).
 create function atomic_signup.create_user(
   p_user_id uuid,
   p_email text,               -- already trimmed, lower-cased, validated by the service
@@ -75,6 +76,12 @@ begin
     v_now, v_now, v_now
   );
 
+  -- "Send the confirmation mail to this user": delivered by the service's outbox worker.
+  if not p_email_confirmed then
+    insert into atomic_signup.confirmation_outbox (user_id, created_at, next_attempt_at)
+    values (p_user_id, v_now, v_now);
+  end if;
+
   -- An on_auth_user_created trigger may already have inserted this row: ours wins.
   return query
   insert into public.profiles as p (id, name, role, created_at, updated_at)
@@ -85,5 +92,5 @@ end
 $$;
 
 comment on function atomic_signup.create_user(uuid, text, text, text, text, boolean) is
-  'atomic-signup: inserts auth.users + auth.identities + public.profiles for one signup (all or nothing).';
+  'atomic-signup: inserts auth.users + auth.identities + public.profiles (+ confirmation outbox row) for one signup, all or nothing.';
 revoke all on function atomic_signup.create_user(uuid, text, text, text, text, boolean) from public;

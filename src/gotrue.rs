@@ -1,0 +1,261 @@
+//! The HTTP client for GoTrue: the password grant (login) and `/resend` (confirmation email).
+//!
+//! GoTrue answers errors in three shapes (`../shared/gotrue-facts.md`, section 5.3): the legacy
+//! `{code: <status>, error_code, msg}`, the 2024-01-01 API version's `{code: <error_code>,
+//! message}` (we ask for it with `X-Supabase-Api-Version`), and before v2.158 OAuth's
+//! `{error, error_description}`. All three, and the `x-sb-error-code` header, are understood.
+
+use std::net::IpAddr;
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::config::GoTrueSettings;
+
+pub const API_VERSION: &str = "2024-01-01";
+
+#[derive(Debug, thiserror::Error)]
+pub enum GoTrueError {
+    #[error("invalid login credentials")]
+    InvalidCredentials,
+    #[error("email not confirmed")]
+    EmailNotConfirmed,
+    #[error("user is banned")]
+    UserBanned,
+    /// GoTrue's 429; `retry_after` is its `Retry-After` header, passed on as is.
+    #[error("rate limited by GoTrue ({code})")]
+    RateLimited {
+        code: String,
+        retry_after: Option<HeaderValue>,
+    },
+    #[error("GoTrue did not answer in time")]
+    Timeout,
+    /// Unreachable, 5xx, or an answer we cannot use; the text is for logs only.
+    #[error("GoTrue unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A GoTrue session (the password grant's 200 answer, reduced to what we pass on).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Session {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    pub user: SessionUser,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionUser {
+    pub id: Uuid,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub email_confirmed_at: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct GoTrueClient {
+    http: reqwest::Client,
+    base_url: String,
+    anon_key: String,
+}
+
+impl GoTrueClient {
+    pub fn new(settings: &GoTrueSettings) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .build()?;
+        Ok(Self {
+            http,
+            base_url: settings.url.clone(),
+            anon_key: settings.anon_key.clone(),
+        })
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.base_url))
+            .header("apikey", &self.anon_key)
+            .header("X-Supabase-Api-Version", API_VERSION)
+    }
+
+    /// `POST /token?grant_type=password`. `client_ip` goes out as `X-Forwarded-For`, so that
+    /// GoTrue (with `GOTRUE_RATE_LIMIT_HEADER=X-Forwarded-For`) limits per end user, not per
+    /// service.
+    pub async fn password_grant(
+        &self,
+        email: &str,
+        password: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Session, GoTrueError> {
+        let mut request = self
+            .post("/token?grant_type=password")
+            .json(&json!({ "email": email, "password": password }));
+        if let Some(ip) = client_ip {
+            request = request.header("X-Forwarded-For", ip.to_string());
+        }
+        let response = request.send().await.map_err(transport_error)?;
+        if response.status() == StatusCode::OK {
+            return response
+                .json::<Session>()
+                .await
+                .map_err(|e| GoTrueError::Unavailable(format!("unreadable session: {e}")));
+        }
+        Err(error_from(response).await)
+    }
+
+    /// `POST /resend` with `{"type":"signup","email"}`: GoTrue mails a confirmation link to an
+    /// unconfirmed user (and answers 200 without mailing for unknown or confirmed ones).
+    pub async fn resend_signup(&self, email: &str) -> Result<(), GoTrueError> {
+        let response = self
+            .post("/resend")
+            .json(&json!({ "type": "signup", "email": email }))
+            .send()
+            .await
+            .map_err(transport_error)?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(error_from(response).await)
+    }
+}
+
+fn transport_error(err: reqwest::Error) -> GoTrueError {
+    if err.is_timeout() {
+        GoTrueError::Timeout
+    } else {
+        // Without the URL: it is ours, not news, and keeps logs short.
+        GoTrueError::Unavailable(err.without_url().to_string())
+    }
+}
+
+async fn error_from(response: reqwest::Response) -> GoTrueError {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body: Value = match response.bytes().await {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        Err(err) if err.is_timeout() => return GoTrueError::Timeout,
+        Err(_) => Value::Null,
+    };
+    classify(status, &headers, &body)
+}
+
+/// GoTrue's error code, from whichever shape it used.
+pub fn error_code(headers: &HeaderMap, body: &Value) -> Option<String> {
+    if let Some(code) = headers.get("x-sb-error-code").and_then(|v| v.to_str().ok()) {
+        return Some(code.to_owned());
+    }
+    if let Some(code) = body.get("error_code").and_then(Value::as_str) {
+        return Some(code.to_owned()); // legacy shape
+    }
+    if let Some(code) = body.get("code").and_then(Value::as_str) {
+        return Some(code.to_owned()); // 2024-01-01 shape
+    }
+    // OAuth shape of GoTrue before v2.158: the description says what happened.
+    let description = body.get("error_description").and_then(Value::as_str)?;
+    let code = match description {
+        "Invalid login credentials" => "invalid_credentials",
+        "Email not confirmed" => "email_not_confirmed",
+        "User is banned" => "user_banned",
+        _ => body.get("error").and_then(Value::as_str)?,
+    };
+    Some(code.to_owned())
+}
+
+fn classify(status: StatusCode, headers: &HeaderMap, body: &Value) -> GoTrueError {
+    let code = error_code(headers, body);
+    match (status, code.as_deref()) {
+        (_, Some("invalid_credentials")) if status.is_client_error() => {
+            GoTrueError::InvalidCredentials
+        }
+        (_, Some("email_not_confirmed")) if status.is_client_error() => {
+            GoTrueError::EmailNotConfirmed
+        }
+        (_, Some("user_banned")) if status.is_client_error() => GoTrueError::UserBanned,
+        (StatusCode::TOO_MANY_REQUESTS, code) => GoTrueError::RateLimited {
+            code: code.unwrap_or("too_many_requests").to_owned(),
+            retry_after: headers.get(RETRY_AFTER).cloned(),
+        },
+        (status, code) => GoTrueError::Unavailable(format!(
+            "GoTrue answered {status} ({})",
+            code.unwrap_or("no error code")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(status: u16, headers: &[(&'static str, &'static str)], body: Value) -> GoTrueError {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, HeaderValue::from_static(v));
+        }
+        classify(StatusCode::from_u16(status).unwrap(), &map, &body)
+    }
+
+    #[test]
+    fn understands_all_three_error_shapes() {
+        let legacy = json!({"code": 400, "error_code": "invalid_credentials", "msg": "Invalid login credentials"});
+        let v2024 = json!({"code": "email_not_confirmed", "message": "Email not confirmed"});
+        let oauth = json!({"error": "invalid_grant", "error_description": "User is banned"});
+        assert!(matches!(
+            code(400, &[], legacy),
+            GoTrueError::InvalidCredentials
+        ));
+        assert!(matches!(
+            code(400, &[], v2024),
+            GoTrueError::EmailNotConfirmed
+        ));
+        assert!(matches!(code(400, &[], oauth), GoTrueError::UserBanned));
+        let header_only = code(400, &[("x-sb-error-code", "user_banned")], Value::Null);
+        assert!(matches!(header_only, GoTrueError::UserBanned));
+    }
+
+    #[test]
+    fn rate_limits_keep_retry_after() {
+        match code(
+            429,
+            &[("retry-after", "17")],
+            json!({"code": "over_request_rate_limit"}),
+        ) {
+            GoTrueError::RateLimited { code, retry_after } => {
+                assert_eq!(code, "over_request_rate_limit");
+                assert_eq!(retry_after.unwrap(), "17");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn server_errors_and_unknown_answers_are_unavailable() {
+        assert!(matches!(
+            code(
+                500,
+                &[],
+                json!({"code": 500, "error_code": "unexpected_failure", "msg": "Database error querying schema"})
+            ),
+            GoTrueError::Unavailable(_)
+        ));
+        assert!(matches!(
+            code(502, &[], Value::Null),
+            GoTrueError::Unavailable(_)
+        ));
+        assert!(matches!(
+            code(422, &[], json!({"code": "email_provider_disabled"})),
+            GoTrueError::Unavailable(_)
+        ));
+        assert!(matches!(
+            code(401, &[], json!({"message": "Invalid API key"})),
+            GoTrueError::Unavailable(_)
+        ));
+    }
+}

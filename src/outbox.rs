@@ -1,0 +1,236 @@
+//! The confirmation-mail worker: delivers `atomic_signup.confirmation_outbox` rows through
+//! GoTrue's `/resend`.
+//!
+//! Each delivery runs in its own transaction: claim one due row with `FOR UPDATE SKIP LOCKED`,
+//! call `/resend`, then mark the row sent, or reschedule it (exponential backoff with jitter, or
+//! GoTrue's `Retry-After` on 429), or after `OUTBOX_MAX_ATTEMPTS` mark it failed. The row stays
+//! locked during the call, so replicas never send the same row twice at once; if the process dies,
+//! the transaction aborts and the row is pending again for the next worker, at once.
+//! Delivery is at least once: a crash between GoTrue's 200 and our commit sends the mail again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::Rng;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::gotrue::{GoTrueClient, GoTrueError};
+use crate::store::StoreError;
+use crate::store::outbox::{self as sql, Job};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxSettings {
+    /// After this many failed attempts a row is marked failed.
+    pub max_attempts: u32,
+    /// First retry delay; doubles with each attempt, up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How often an idle worker looks for due rows (a signup in this process wakes it at once).
+    pub poll_interval: Duration,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(3600),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl OutboxSettings {
+    /// Delay before attempt `attempt + 1`, after `attempt` failures (1-based): base·2^(attempt−1),
+    /// capped, with "equal jitter" (a random point in the upper half) so replicas spread out.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .backoff_base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(30));
+        let capped = exp.min(self.backoff_max);
+        let half = capped / 2;
+        half + half.mul_f64(rand::rng().random::<f64>())
+    }
+}
+
+/// Counters of what the worker did (read by tests and, later, metrics).
+#[derive(Debug, Default)]
+pub struct OutboxStats {
+    pub sent: AtomicU64,
+    pub retried: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+impl OutboxStats {
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+    pub fn retried(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
+    }
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    pool: PgPool,
+    gotrue: GoTrueClient,
+    settings: OutboxSettings,
+    wake: Arc<Notify>,
+    stats: Arc<OutboxStats>,
+}
+
+impl Worker {
+    pub fn new(
+        pool: PgPool,
+        gotrue: GoTrueClient,
+        settings: OutboxSettings,
+        wake: Arc<Notify>,
+        stats: Arc<OutboxStats>,
+    ) -> Self {
+        Self {
+            pool,
+            gotrue,
+            settings,
+            wake,
+            stats,
+        }
+    }
+
+    /// Delivers until `shutdown` is cancelled; a delivery under way is finished first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!("confirmation outbox worker started");
+        while !shutdown.is_cancelled() {
+            let idle = match self.deliver_one().await {
+                Ok(worked) => !worked,
+                Err(err) => {
+                    tracing::warn!(error = %err, "outbox: database error; will retry");
+                    true
+                }
+            };
+            if idle {
+                tokio::select! {
+                    () = shutdown.cancelled() => {},
+                    () = self.wake.notified() => {},
+                    () = tokio::time::sleep(self.settings.poll_interval) => {},
+                }
+            }
+        }
+        tracing::info!("confirmation outbox worker stopped");
+    }
+
+    /// Handles one due row, if there is one. `Ok(false)`: nothing was due.
+    pub async fn deliver_one(&self) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(job) = sql::claim_next(&mut tx).await? else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let span = tracing::info_span!("outbox", outbox_id = job.id, user_id = %job.user_id);
+        async move {
+            let result = match &job.email {
+                Some(email) => self.gotrue.resend_signup(email).await,
+                None => Err(GoTrueError::Unavailable("the user has no email".into())),
+            };
+            match result {
+                Ok(()) => {
+                    sql::mark_sent(&mut tx, job.id).await?;
+                    tx.commit().await?;
+                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("confirmation email requested");
+                }
+                Err(err) => {
+                    self.settle_failure(&mut tx, &job, &err).await?;
+                    tx.commit().await?;
+                }
+            }
+            Ok(true)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn settle_failure(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        job: &Job,
+        err: &GoTrueError,
+    ) -> Result<(), StoreError> {
+        let attempts = u32::try_from(job.attempts).unwrap_or(0) + 1;
+        let error = err.to_string();
+        if attempts >= self.settings.max_attempts {
+            sql::mark_failed(tx, job.id, &error).await?;
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(attempts, error = %error, "confirmation email could not be sent; giving up");
+        } else {
+            let delay = match err {
+                GoTrueError::RateLimited {
+                    retry_after: Some(v),
+                    ..
+                } => retry_after_seconds(v).unwrap_or_else(|| self.settings.backoff(attempts)),
+                _ => self.settings.backoff(attempts),
+            };
+            sql::reschedule(tx, job.id, delay, &error).await?;
+            self.stats.retried.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(attempts, retry_in_ms = delay.as_millis() as u64, error = %error, "confirmation email failed; will retry");
+        }
+        Ok(())
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by GoTrue).
+fn retry_after_seconds(value: &reqwest::header::HeaderValue) -> Option<Duration> {
+    value
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let s = OutboxSettings {
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(1000),
+            ..OutboxSettings::default()
+        };
+        for _ in 0..100 {
+            let d1 = s.backoff(1);
+            assert!(
+                d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
+                "{d1:?}"
+            );
+            let d3 = s.backoff(3);
+            assert!(
+                d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400),
+                "{d3:?}"
+            );
+            let d30 = s.backoff(30);
+            assert!(
+                d30 >= Duration::from_millis(500) && d30 <= Duration::from_millis(1000),
+                "{d30:?}"
+            );
+        }
+        assert!(s.backoff(u32::MAX) <= Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let v = reqwest::header::HeaderValue::from_static(" 7 ");
+        assert_eq!(retry_after_seconds(&v), Some(Duration::from_secs(7)));
+        let v = reqwest::header::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT");
+        assert_eq!(retry_after_seconds(&v), None);
+    }
+}

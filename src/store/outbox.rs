@@ -1,0 +1,96 @@
+//! The confirmation outbox's SQL. Rows are written by the signup function (same transaction as
+//! the user); here they are claimed and settled by the worker (`crate::outbox`).
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// A claimed row: locked (`FOR UPDATE SKIP LOCKED`) by the transaction that claimed it until
+/// that transaction ends, so no other worker or replica can take it meanwhile.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub user_id: Uuid,
+    /// The user's current email (NULL only if someone cleared it outside this service).
+    pub email: Option<String>,
+    /// Attempts made before this one.
+    pub attempts: i32,
+}
+
+/// The oldest due pending row no one else holds, locked in `conn`'s open transaction.
+pub async fn claim_next(conn: &mut PgConnection) -> Result<Option<Job>, StoreError> {
+    let row: Option<(i64, Uuid, Option<String>, i32)> = sqlx::query_as(
+        "select o.id, o.user_id, u.email::text, o.attempts \
+         from atomic_signup.confirmation_outbox o \
+         join auth.users u on u.id = o.user_id \
+         where o.status = 'pending' and o.next_attempt_at <= now() \
+         order by o.next_attempt_at, o.id \
+         limit 1 \
+         for update of o skip locked",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|(id, user_id, email, attempts)| Job {
+        id,
+        user_id,
+        email,
+        attempts,
+    }))
+}
+
+pub async fn mark_sent(conn: &mut PgConnection, id: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "update atomic_signup.confirmation_outbox \
+         set status = 'sent', attempts = attempts + 1, sent_at = now(), last_error = null \
+         where id = $1",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn reschedule(
+    conn: &mut PgConnection,
+    id: i64,
+    delay: Duration,
+    error: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "update atomic_signup.confirmation_outbox \
+         set attempts = attempts + 1, last_error = $2, \
+             next_attempt_at = now() + make_interval(secs => $3) \
+         where id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(delay.as_secs_f64())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_failed(conn: &mut PgConnection, id: i64, error: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "update atomic_signup.confirmation_outbox \
+         set status = 'failed', attempts = attempts + 1, failed_at = now(), last_error = $2 \
+         where id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Pending rows (for the logs at startup, and later for metrics).
+pub async fn pending_count(pool: &PgPool) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "select count(*) from atomic_signup.confirmation_outbox where status = 'pending'",
+    )
+    .fetch_one(pool)
+    .await?)
+}
