@@ -3,16 +3,22 @@
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 pub mod gotrue;
+pub mod gotrue_double;
 pub mod postgres;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use atomic_signup::config::{DatabaseSettings, DatabaseUrl, Settings};
+use atomic_signup::config::{DatabaseSettings, DatabaseUrl, GoTrueSettings, Settings};
 use atomic_signup::domain::RoleSet;
 use atomic_signup::outbox::OutboxSettings;
+use atomic_signup::outbox::OutboxStats;
 use atomic_signup::password::HashSettings;
 use atomic_signup::startup::Application;
+use gotrue_double::GoTrueDouble;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 pub use postgres::TestDb;
 
@@ -27,6 +33,26 @@ pub struct TestApp {
     pub address: String,
     pub db: TestDb,
     pub client: reqwest::Client,
+    /// The GoTrue double, when the app was spawned with one.
+    pub gotrue: Option<GoTrueDouble>,
+    pub outbox_stats: Arc<OutboxStats>,
+    stop: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Settings pointing at `double`, with an outbox fast enough for tests.
+pub fn use_double(settings: &mut Settings, double: &GoTrueDouble) {
+    settings.gotrue = Some(GoTrueSettings {
+        url: double.url.clone(),
+        anon_key: gotrue_double::ANON_KEY.to_owned(),
+        timeout: Duration::from_secs(5),
+    });
+    settings.outbox = OutboxSettings {
+        max_attempts: 10,
+        backoff_base: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(200),
+        poll_interval: Duration::from_millis(50),
+    };
 }
 
 pub fn test_settings(db: &TestDb) -> Settings {
@@ -56,16 +82,64 @@ impl TestApp {
     }
 
     pub async fn spawn_on(db: TestDb, configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::start(db, None, configure).await
+    }
+
+    /// A migrated database, a GoTrue double reading it, and the service using the double.
+    pub async fn spawn_with_gotrue(configure: impl FnOnce(&mut Settings)) -> Self {
+        let db = TestDb::migrated().await;
+        let double = GoTrueDouble::start(db.pool.clone()).await;
+        Self::start(db, Some(double), configure).await
+    }
+
+    /// Another instance of the service (a replica, or a restart) on the same database and double.
+    pub async fn another_instance(&self, configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::start(self.db.clone(), self.gotrue.clone(), configure).await
+    }
+
+    async fn start(
+        db: TestDb,
+        gotrue: Option<GoTrueDouble>,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
         let mut settings = test_settings(&db);
+        if let Some(double) = &gotrue {
+            use_double(&mut settings, double);
+        }
         configure(&mut settings);
         let app = Application::build(settings).await.expect("build the app");
         let address = format!("http://{}", app.local_addr().expect("local addr"));
-        tokio::spawn(app.run_until(std::future::pending()));
+        let outbox_stats = app.outbox_stats();
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(app.run_until(stop.clone().cancelled_owned()));
         Self {
             address,
             db,
             client: reqwest::Client::new(),
+            gotrue,
+            outbox_stats,
+            stop,
+            server,
         }
+    }
+
+    /// Graceful shutdown: stop serving, stop the outbox worker, wait for both.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.server.await;
+    }
+
+    pub fn double(&self) -> &GoTrueDouble {
+        self.gotrue.as_ref().expect("spawned with a GoTrue double")
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/auth/login", self.address))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .expect("send login")
     }
 
     pub async fn signup(&self, body: &Value) -> reqwest::Response {
@@ -106,6 +180,24 @@ pub async fn status_json(res: reqwest::Response) -> (u16, Value) {
     let body = serde_json::from_str(&text)
         .unwrap_or_else(|_| panic!("response {status} is not JSON: {text}"));
     (status, body)
+}
+
+/// Polls `check` every 20 ms until it is true or `timeout` passes; returns its last answer.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Row counts of the three signup tables.

@@ -91,7 +91,8 @@ extern "C" fn remove_container() {
     }
 }
 
-/// A fresh database of its own for one test.
+/// A fresh database of its own for one test (clones share it).
+#[derive(Clone)]
 pub struct TestDb {
     pub name: String,
     pub options: PgConnectOptions,
