@@ -249,6 +249,7 @@ fn gateway_rejects(headers: &HeaderMap) -> Option<Response> {
     }
 }
 
+#[derive(sqlx::FromRow)]
 struct FoundUser {
     id: Uuid,
     email: Option<String>,
@@ -260,10 +261,13 @@ struct FoundUser {
 
 /// FindUserByEmailAndAudience, then the scan of every NULL-intolerant column.
 async fn find_user(pool: &PgPool, email: &str) -> Result<Option<FoundUser>, ()> {
-    let row: Option<(Uuid, Option<String>, Option<String>, bool, Option<String>, bool)> = sqlx::query_as(
-        "select id, email::text, encrypted_password::text, coalesce(banned_until > now(), false), \
-                to_char(email_confirmed_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+    let user: Option<FoundUser> = sqlx::query_as(
+        "select id, email::text as email, encrypted_password::text as encrypted_password, \
+                coalesce(banned_until > now(), false) as banned, \
+                to_char(email_confirmed_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
+                  as email_confirmed_at, \
                 coalesce(confirmation_sent_at > now() - interval '60 seconds', false) \
+                  as confirmation_sent_recently \
          from auth.users \
          where instance_id = '00000000-0000-0000-0000-000000000000' \
            and lower(email) = lower($1) and aud = 'authenticated' and is_sso_user = false \
@@ -273,15 +277,7 @@ async fn find_user(pool: &PgPool, email: &str) -> Result<Option<FoundUser>, ()> 
     .fetch_optional(pool)
     .await
     .map_err(|_| ())?;
-    let Some((
-        id,
-        email,
-        encrypted_password,
-        banned,
-        email_confirmed_at,
-        confirmation_sent_recently,
-    )) = row
-    else {
+    let Some(user) = user else {
         return Ok(None);
     };
     // The eager load scans users + identities into Go structs: any NULL there is a scan error.
