@@ -281,17 +281,10 @@ async fn find_user(pool: &PgPool, email: &str) -> Result<Option<FoundUser>, ()> 
         return Ok(None);
     };
     // The eager load scans users + identities into Go structs: any NULL there is a scan error.
-    if !null_scan_columns(pool, id).await.is_empty() {
+    if !null_scan_columns(pool, user.id).await.is_empty() {
         return Err(());
     }
-    Ok(Some(FoundUser {
-        id,
-        email,
-        encrypted_password,
-        banned,
-        email_confirmed_at,
-        confirmation_sent_recently,
-    }))
+    Ok(Some(user))
 }
 
 /// GoTrue's `CompareHashAndPassword`: `$argon2…` → argon2 (a malformed one is just "no match");
