@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::password_hash::SaltString;
 use argon2::password_hash::rand_core::OsRng;
@@ -75,6 +76,7 @@ pub enum HashError {
 pub struct Hasher {
     argon2: Arc<Argon2<'static>>,
     permits: Arc<Semaphore>,
+    completed: Arc<AtomicU64>,
 }
 
 impl Hasher {
@@ -84,6 +86,7 @@ impl Hasher {
         Ok(Self {
             argon2: Arc::new(argon2),
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            completed: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -102,16 +105,24 @@ impl Hasher {
             .await
             .map_err(|_| HashError::Closed)?;
         let argon2 = Arc::clone(&self.argon2);
+        let completed = Arc::clone(&self.completed);
         let password = password.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let salt = SaltString::generate(&mut OsRng);
-            argon2
+            let hash = argon2
                 .hash_password(password.expose_secret().as_bytes(), &salt)
                 .map(|hash| PasswordHash(hash.to_string()))
-                .map_err(|e| HashError::Argon2(e.to_string()))
+                .map_err(|e| HashError::Argon2(e.to_string()));
+            completed.fetch_add(1, Ordering::Relaxed);
+            hash
         })
         .await?
+    }
+
+    /// Hashes computed so far by this hasher (and its clones).
+    pub fn hashes_completed(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
     }
 }
 

@@ -42,6 +42,7 @@ pub struct Application {
     router: Router,
     worker: Option<Worker>,
     outbox_stats: Arc<OutboxStats>,
+    hasher: Hasher,
 }
 
 impl Application {
@@ -90,7 +91,7 @@ impl Application {
         };
         let state = AppState {
             pool,
-            hasher,
+            hasher: hasher.clone(),
             signup_roles: settings.signup_roles,
             require_email_confirmation: settings.require_email_confirmation,
             conceal_existing_emails: settings.conceal_existing_emails,
@@ -108,7 +109,13 @@ impl Application {
             router: app_router(state),
             worker,
             outbox_stats,
+            hasher,
         })
+    }
+
+    /// The password hasher (shared with the handlers).
+    pub fn hasher(&self) -> Hasher {
+        self.hasher.clone()
     }
 
     /// What the outbox worker has done so far.

@@ -14,7 +14,7 @@ use atomic_signup::config::{DatabaseSettings, DatabaseUrl, GoTrueSettings, Setti
 use atomic_signup::domain::RoleSet;
 use atomic_signup::outbox::OutboxSettings;
 use atomic_signup::outbox::OutboxStats;
-use atomic_signup::password::HashSettings;
+use atomic_signup::password::{HashSettings, Hasher};
 use atomic_signup::startup::Application;
 use gotrue_double::GoTrueDouble;
 use serde_json::{Value, json};
@@ -36,6 +36,7 @@ pub struct TestApp {
     /// The GoTrue double, when the app was spawned with one.
     pub gotrue: Option<GoTrueDouble>,
     pub outbox_stats: Arc<OutboxStats>,
+    pub hasher: Hasher,
     stop: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -92,6 +93,11 @@ impl TestApp {
         Self::start(db, Some(double), configure).await
     }
 
+    /// The service (with its outbox worker) on an existing database, using `double` for GoTrue.
+    pub async fn spawn_on_with_double(db: TestDb, double: GoTrueDouble) -> Self {
+        Self::start(db, Some(double), |_| {}).await
+    }
+
     /// Another instance of the service (a replica, or a restart) on the same database and double.
     pub async fn another_instance(&self, configure: impl FnOnce(&mut Settings)) -> Self {
         Self::start(self.db.clone(), self.gotrue.clone(), configure).await
@@ -110,6 +116,7 @@ impl TestApp {
         let app = Application::build(settings).await.expect("build the app");
         let address = format!("http://{}", app.local_addr().expect("local addr"));
         let outbox_stats = app.outbox_stats();
+        let hasher = app.hasher();
         let stop = CancellationToken::new();
         let server = tokio::spawn(app.run_until(stop.clone().cancelled_owned()));
         Self {
@@ -118,6 +125,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             gotrue,
             outbox_stats,
+            hasher,
             stop,
             server,
         }

@@ -1,0 +1,333 @@
+//! Confirmation emails through the transactional outbox, delivered by the worker via the GoTrue
+//! double's /resend; and the concealing mode of signup.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::{Connection, PgConnection};
+use support::gotrue_double::{Endpoint, Fault};
+use support::{TestApp, TestDb, counts, eventually, signup_body, status_json};
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, sqlx::FromRow)]
+struct Row {
+    status: String,
+    attempts: i32,
+    last_error: Option<String>,
+    sent: bool,
+    failed: bool,
+}
+
+async fn outbox_rows(db: &TestDb) -> Vec<Row> {
+    sqlx::query_as(
+        "select status, attempts, last_error, sent_at is not null as sent, failed_at is not null as failed \
+         from atomic_signup.confirmation_outbox order by id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+}
+
+async fn all_sent(db: &TestDb, n: usize) -> bool {
+    let rows = outbox_rows(db).await;
+    rows.len() == n && rows.iter().all(|r| r.status == "sent")
+}
+
+async fn signed_up(app: &TestApp, email: &str) -> Uuid {
+    let (status, body) =
+        status_json(app.signup(&signup_body("Mail Me", email, "Creator")).await).await;
+    assert_eq!(status, 201, "{body}");
+    body["user_id"].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_signup_queues_one_row_and_the_worker_delivers_it_exactly_once() {
+    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let user = signed_up(&app, "mail@example.com").await;
+    let queued: (Uuid, i64) =
+        sqlx::query_as("select user_id, count(*) over () from atomic_signup.confirmation_outbox")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(queued, (user, 1));
+
+    assert!(
+        eventually(WAIT, || all_sent(&app.db, 1)).await,
+        "{:?}",
+        outbox_rows(&app.db).await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await; // a few more worker polls
+    assert_eq!(app.double().mails(), ["mail@example.com"]);
+    let resends = app.double().calls_to(Endpoint::Resend);
+    assert_eq!(resends.len(), 1);
+    assert!(resends[0].apikey_ok);
+    let row = &outbox_rows(&app.db).await[0];
+    assert_eq!(
+        (row.attempts, row.sent, row.last_error.as_deref()),
+        (1, true, None)
+    );
+    assert_eq!(app.outbox_stats.sent(), 1);
+    // GoTrue recorded the mail on the user, as the real one does.
+    let sent_at: bool =
+        sqlx::query_scalar("select confirmation_sent_at is not null from auth.users where id = $1")
+            .bind(user)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert!(sent_at);
+}
+
+#[tokio::test]
+async fn no_outbox_row_when_confirmation_is_not_required() {
+    let app = TestApp::spawn_with_gotrue(|s| s.require_email_confirmation = false).await;
+    signed_up(&app, "confirmed@example.com").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(outbox_rows(&app.db).await.is_empty());
+    assert!(app.double().calls_to(Endpoint::Resend).is_empty());
+}
+
+#[tokio::test]
+async fn a_rolled_back_signup_leaves_no_outbox_row() {
+    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    sqlx::raw_sql(
+        "alter table public.profiles add constraint test_only_no_rollo check (name <> 'Rollo')",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let (status, _) = status_json(
+        app.signup(&signup_body("Rollo", "rollo@example.com", "Creator"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 500);
+    assert_eq!(counts(&app.db).await, (0, 0, 0));
+    assert!(outbox_rows(&app.db).await.is_empty());
+}
+
+#[tokio::test]
+async fn delivery_is_retried_after_gotrue_errors() {
+    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let double = app.double();
+    double.push_faults(
+        Endpoint::Resend,
+        1,
+        Fault::Status(500, "unexpected_failure"),
+    );
+    double.push_faults(Endpoint::Resend, 1, Fault::Status(502, "bad_gateway"));
+    double.push_faults(Endpoint::Resend, 1, Fault::RateLimited(None));
+    signed_up(&app, "retry@example.com").await;
+
+    assert!(
+        eventually(WAIT, || all_sent(&app.db, 1)).await,
+        "{:?}",
+        outbox_rows(&app.db).await
+    );
+    let row = &outbox_rows(&app.db).await[0];
+    assert_eq!((row.attempts, row.last_error.as_deref()), (4, None));
+    assert_eq!(double.calls_to(Endpoint::Resend).len(), 4);
+    assert_eq!(double.mails(), ["retry@example.com"]);
+    assert_eq!(
+        (app.outbox_stats.retried(), app.outbox_stats.sent()),
+        (3, 1)
+    );
+}
+
+#[tokio::test]
+async fn retry_after_on_429_is_honoured() {
+    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    app.double()
+        .push_faults(Endpoint::Resend, 1, Fault::RateLimited(Some(30)));
+    signed_up(&app, "slowdown@example.com").await;
+    let rescheduled = || async {
+        let rows = outbox_rows(&app.db).await;
+        rows.len() == 1 && rows[0].attempts == 1
+    };
+    assert!(eventually(WAIT, rescheduled).await);
+    let wait_s: f64 = sqlx::query_scalar(
+        "select extract(epoch from next_attempt_at - now())::float8 from atomic_signup.confirmation_outbox",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(
+        (25.0..=30.5).contains(&wait_s),
+        "next attempt in {wait_s} s, not after Retry-After: 30"
+    );
+    assert_eq!(
+        app.double().calls_to(Endpoint::Resend).len(),
+        1,
+        "no retry before Retry-After"
+    );
+}
+
+#[tokio::test]
+async fn after_max_attempts_the_row_is_marked_failed_and_counted() {
+    let app = TestApp::spawn_with_gotrue(|s| s.outbox.max_attempts = 3).await;
+    app.double().push_faults(
+        Endpoint::Resend,
+        100,
+        Fault::Status(503, "service_unavailable"),
+    );
+    signed_up(&app, "never@example.com").await;
+    let failed = || async {
+        outbox_rows(&app.db)
+            .await
+            .first()
+            .is_some_and(|r| r.status == "failed")
+    };
+    assert!(
+        eventually(WAIT, failed).await,
+        "{:?}",
+        outbox_rows(&app.db).await
+    );
+    let row = &outbox_rows(&app.db).await[0];
+    assert_eq!((row.attempts, row.failed, row.sent), (3, true, false));
+    assert!(
+        row.last_error.as_deref().unwrap().contains("503"),
+        "{row:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.double().calls_to(Endpoint::Resend).len(),
+        3,
+        "no attempt after giving up"
+    );
+    assert_eq!(app.outbox_stats.failed(), 1);
+}
+
+#[tokio::test]
+async fn delivery_resumes_after_the_worker_restarts() {
+    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let double = app.double().clone();
+    double.push_faults(
+        Endpoint::Resend,
+        1000,
+        Fault::Status(500, "unexpected_failure"),
+    );
+    signed_up(&app, "restart@example.com").await;
+    assert!(
+        eventually(WAIT, || async {
+            outbox_rows(&app.db).await[0].attempts >= 2
+        })
+        .await
+    );
+    let db = app.db.clone();
+    app.stop().await;
+    assert_eq!(outbox_rows(&db).await[0].status, "pending");
+
+    double.clear_faults();
+    let restarted = TestApp::spawn_on_with_double(db.clone(), double.clone()).await;
+    assert!(
+        eventually(WAIT, || all_sent(&db, 1)).await,
+        "{:?}",
+        outbox_rows(&db).await
+    );
+    assert_eq!(double.mails(), ["restart@example.com"]);
+    restarted.stop().await;
+}
+
+#[tokio::test]
+async fn a_row_held_by_a_crashed_worker_is_delivered_after_restart() {
+    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    // No worker may take the row while "the crashed one" holds it.
+    let mut crashed = PgConnection::connect_with(&app.db.options).await.unwrap();
+    sqlx::query("begin").execute(&mut crashed).await.unwrap();
+    let double = app.double().clone();
+    let db = app.db.clone();
+    app.stop().await;
+
+    // A signup committed by a service that is gone now; a worker claims the row and dies.
+    let other = TestApp::spawn_on(db.clone(), |_| {}).await; // no GoTrue: no worker
+    signed_up(&other, "crash@example.com").await;
+    let claimed: i64 = sqlx::query_scalar(
+        "select id from atomic_signup.confirmation_outbox where status = 'pending' for update skip locked",
+    )
+    .fetch_one(&mut crashed)
+    .await
+    .unwrap();
+    let restarted = TestApp::spawn_on_with_double(db.clone(), double.clone()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        double.mails().is_empty(),
+        "the row is locked by the dying worker"
+    );
+    drop(crashed); // the process dies: its transaction is rolled back, the lock released
+
+    assert!(
+        eventually(WAIT, || all_sent(&db, 1)).await,
+        "{:?}",
+        outbox_rows(&db).await
+    );
+    assert_eq!(double.mails(), ["crash@example.com"]);
+    assert!(claimed > 0);
+    restarted.stop().await;
+    other.stop().await;
+}
+
+#[tokio::test]
+async fn two_replicas_deliver_each_row_exactly_once() {
+    let a = TestApp::spawn_with_gotrue(|_| {}).await;
+    let b = a.another_instance(|_| {}).await;
+    let emails: Vec<String> = (0..20).map(|i| format!("replica{i}@example.com")).collect();
+    let signups = emails.iter().enumerate().map(|(i, email)| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        async move {
+            status_json(app.signup(&signup_body("Rep", email, "Brand")).await)
+                .await
+                .0
+        }
+    });
+    let statuses = futures::future::join_all(signups).await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    assert!(eventually(WAIT, || all_sent(&a.db, 20)).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut mails = a.double().mails();
+    mails.sort();
+    let mut expected = emails.clone();
+    expected.sort();
+    assert_eq!(mails, expected, "each address mailed exactly once");
+    assert_eq!(a.outbox_stats.sent() + b.outbox_stats.sent(), 20);
+}
+
+#[tokio::test]
+async fn concealing_mode_answers_the_same_for_new_and_existing_emails() {
+    let app = TestApp::spawn_with_gotrue(|s| s.conceal_existing_emails = true).await;
+    let res = app
+        .signup(&signup_body("New", "hidden@example.com", "Creator"))
+        .await;
+    let (status, body) = status_json(res).await;
+    assert_eq!(
+        (status, body.clone()),
+        (202, json!({"status": "confirmation_sent"}))
+    );
+    assert_eq!(counts(&app.db).await, (1, 1, 1));
+    let hashes = app.hasher.hashes_completed();
+
+    let (status2, body2) = status_json(
+        app.signup(&signup_body("Other", "HIDDEN@example.com", "Brand"))
+            .await,
+    )
+    .await;
+    assert_eq!((status2, body2), (status, body), "indistinguishable answer");
+    assert_eq!(
+        app.hasher.hashes_completed(),
+        hashes + 1,
+        "the password is hashed either way"
+    );
+    assert_eq!(
+        counts(&app.db).await,
+        (1, 1, 1),
+        "nothing written for the existing email"
+    );
+    assert!(eventually(WAIT, || all_sent(&app.db, 1)).await);
+    assert_eq!(app.double().mails(), ["hidden@example.com"]);
+
+    // Validation errors are still reported (they say nothing about who is registered).
+    let (status, _) = status_json(app.signup(&signup_body("", "bad", "Creator")).await).await;
+    assert_eq!(status, 422);
+}
