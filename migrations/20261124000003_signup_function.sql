@@ -14,7 +14,14 @@
 -- for an email/password user. GoTrue scans some of these columns into plain Go strings and
 -- time.Time values: a NULL there makes every login of that user fail with a 500.
 --
--- SECURITY INVOKER: the caller needs INSERT on these tables (the README lists the grants).
+-- It also writes GoTrue's audit row (auth.audit_log_entries, action user_signedup), as GoTrue does
+-- in the transaction that creates a user, so the Supabase dashboard shows the signup.
+--
+-- SECURITY DEFINER, owned by the role that runs the migrations (`postgres` on Supabase, which may
+-- write the auth tables and bypasses their RLS): the service's own role then needs nothing but
+-- EXECUTE on this function (see 20261124000004_service_role.sql), and can neither read password
+-- hashes nor write the auth tables any other way. search_path is pinned to '' and every name is
+-- schema-qualified, as a definer function must.
 create function atomic_signup.create_user(
   p_user_id uuid,
   p_email text,               -- already trimmed, lower-cased, validated by the service
@@ -25,7 +32,7 @@ create function atomic_signup.create_user(
 )
 returns table (out_email_confirmed_at timestamptz, out_onboarding_completed boolean)
 language plpgsql
-security invoker
+security definer
 set search_path = ''
 as $$
 declare
@@ -75,6 +82,16 @@ begin
       'email_verified', false, 'phone_verified', false),
     v_now, v_now, v_now
   );
+
+  -- GoTrue's audit trail: what /signup writes for an email user (actor = the new user).
+  insert into auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
+  values (
+    '00000000-0000-0000-0000-000000000000', gen_random_uuid(),
+    json_build_object(
+      'actor_id', p_user_id, 'actor_via_sso', false, 'actor_username', p_email,
+      'action', 'user_signedup', 'log_type', 'team',
+      'traits', json_build_object('provider', 'email')),
+    v_now, '');
 
   -- "Send the confirmation mail to this user": delivered by the service's outbox worker.
   if not p_email_confirmed then

@@ -16,6 +16,7 @@ use crate::gotrue::GoTrueClient;
 use crate::outbox::{OutboxStats, Worker};
 use crate::password::Hasher;
 use crate::routes::{self, AppState};
+use crate::store;
 use crate::telemetry;
 
 /// How long shutdown waits for the outbox worker to finish the delivery under way.
@@ -28,6 +29,12 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub enum StartupError {
     #[error("invalid argon2 parameters: {0}")]
     Argon2(argon2::Error),
+    #[error(
+        "the database is not ready for atomic-signup; missing: {}. Run `atomic-signup migrate` \
+         (and check that DATABASE_URL points at the Supabase database)",
+        .0.join("; ")
+    )]
+    SchemaMissing(Vec<String>),
     #[error("cannot build the GoTrue HTTP client: {0}")]
     HttpClient(reqwest::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -48,18 +55,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let pool = settings.database.pool();
-        // Not fatal: the pool connects on demand and the service answers 503 until the
-        // database is back. Said once here so an operator sees a wrong URL at once.
-        match tokio::time::timeout(
-            Duration::from_secs(5),
-            sqlx::query("select 1").execute(&pool),
-        )
-        .await
-        {
-            Ok(Ok(_)) => tracing::info!("database reachable"),
-            Ok(Err(err)) => tracing::warn!(error = %err, "database not reachable yet"),
-            Err(_) => tracing::warn!("database did not answer within 5 s"),
-        }
+        check_database(&pool).await?;
         let hasher = Hasher::for_this_machine(settings.argon2).map_err(StartupError::Argon2)?;
         let gotrue = settings
             .gotrue
@@ -159,6 +155,27 @@ impl Application {
             tracing::warn!("the outbox worker did not stop in time");
         }
         served
+    }
+}
+
+/// Refuses to start when the schema is incomplete. An unreachable database is not fatal: the
+/// pool connects on demand, the service answers 503 until the database is back (and the check is
+/// skipped; said once here so an operator sees a wrong URL at once).
+async fn check_database(pool: &sqlx::PgPool) -> Result<(), StartupError> {
+    match tokio::time::timeout(Duration::from_secs(5), store::schema::missing_schema(pool)).await {
+        Ok(Ok(missing)) if missing.is_empty() => {
+            tracing::info!("database reachable; schema and migrations in place");
+            Ok(())
+        }
+        Ok(Ok(missing)) => Err(StartupError::SchemaMissing(missing)),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "database not reachable yet; schema not checked");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!("database did not answer within 5 s; schema not checked");
+            Ok(())
+        }
     }
 }
 

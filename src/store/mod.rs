@@ -2,6 +2,7 @@
 
 pub mod outbox;
 pub mod profiles;
+pub mod schema;
 pub mod signup;
 
 use sqlx::PgPool;

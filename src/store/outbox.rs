@@ -22,14 +22,10 @@ pub struct Job {
 
 /// The oldest due pending row no one else holds, locked in `conn`'s open transaction.
 pub async fn claim_next(conn: &mut PgConnection) -> Result<Option<Job>, StoreError> {
+    // The function (migrations/20261124000004_service_role.sql) selects the oldest due pending
+    // row `for update of o skip locked`, joined to auth.users for the email.
     let row: Option<(i64, Uuid, Option<String>, i32)> = sqlx::query_as(
-        "select o.id, o.user_id, u.email::text, o.attempts \
-         from atomic_signup.confirmation_outbox o \
-         join auth.users u on u.id = o.user_id \
-         where o.status = 'pending' and o.next_attempt_at <= now() \
-         order by o.next_attempt_at, o.id \
-         limit 1 \
-         for update of o skip locked",
+        "select id, user_id, email, attempts from atomic_signup.claim_confirmation()",
     )
     .fetch_optional(&mut *conn)
     .await?;

@@ -16,7 +16,9 @@ pub struct Profile {
 /// The user's profile; `None` for a user made outside this service.
 pub async fn find_profile(pool: &PgPool, user_id: Uuid) -> Result<Option<Profile>, StoreError> {
     Ok(sqlx::query_as::<_, Profile>(
-        "select name, role, onboarding_completed from public.profiles where id = $1",
+        // A SECURITY DEFINER function: profiles has RLS for the API roles, and the service's
+        // least-privilege role reads through it (migrations/20261124000004_service_role.sql).
+        "select name, role, onboarding_completed from atomic_signup.find_profile($1)",
     )
     .bind(user_id)
     .fetch_optional(pool)
