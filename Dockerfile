@@ -20,8 +20,8 @@ RUN mkdir src \
     && : > src/lib.rs \
     && cargo build --release --locked --bin atomic-signup \
     && rm -rf src \
-    && rm -f target/release/atomic-signup target/release/deps/atomic_signup-* \
-        target/release/deps/libatomic_signup-*
+    && rm -rf target/release/atomic-signup target/release/deps/atomic_signup-* \
+        target/release/deps/libatomic_signup-* target/release/.fingerprint/atomic-signup-*
 
 # 2. The crate itself. `sqlx::migrate!("./migrations")` embeds migrations/ at compile time, so it
 #    is copied too. `.sqlx/` (sqlx offline query data, needed only if `query!` macros are added) is

@@ -9,6 +9,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::ValidationErrors;
 use crate::gotrue::GoTrueError;
@@ -55,17 +56,26 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct ErrorEnvelope<'a> {
-    error: ErrorBody<'a>,
+/// Every error answer: `{"error": {"code", "message", "fields"?}}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "validation_failed", "message": "some fields are invalid",
+    "fields": {"email": "must be a valid email address"}}}))]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'static str,
-    message: String,
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable error code: invalid_json, unsupported_media_type, payload_too_large,
+    /// validation_failed, email_taken, invalid_credentials, email_not_confirmed, user_banned,
+    /// rate_limited, auth_unavailable, auth_timeout, login_not_configured, not_found,
+    /// method_not_allowed, database_unavailable, internal.
+    pub code: &'static str,
+    /// Human-readable; may change. Never contains internal detail.
+    pub message: String,
+    /// With validation_failed: one message per bad field.
     #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<&'a BTreeMap<String, String>>,
+    pub fields: Option<BTreeMap<String, String>>,
 }
 
 impl ApiError {
@@ -141,17 +151,17 @@ impl IntoResponse for ApiError {
             _ => tracing::info!(code = self.code(), "request rejected"),
         }
         let fields = match &self {
-            Self::Validation(errors) => Some(errors.fields()),
+            Self::Validation(errors) => Some(errors.fields().clone()),
             _ => None,
         };
-        let body = ErrorEnvelope {
+        let body = ErrorResponse {
             error: ErrorBody {
                 code: self.code(),
                 message: self.public_message(),
                 fields,
             },
         };
-        let mut response = (self.status(), Json(&body)).into_response();
+        let mut response = (self.status(), Json(body)).into_response();
         if let Self::RateLimited {
             retry_after: Some(value),
         } = &self

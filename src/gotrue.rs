@@ -86,10 +86,44 @@ impl GoTrueClient {
             .header("X-Supabase-Api-Version", API_VERSION)
     }
 
+    /// Times `call` as GoTrue request `endpoint`, labelled with its outcome.
+    async fn timed<T>(
+        endpoint: &'static str,
+        call: impl std::future::Future<Output = Result<T, GoTrueError>>,
+    ) -> Result<T, GoTrueError> {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(GoTrueError::InvalidCredentials) => "invalid_credentials",
+            Err(GoTrueError::EmailNotConfirmed) => "email_not_confirmed",
+            Err(GoTrueError::UserBanned) => "user_banned",
+            Err(GoTrueError::RateLimited { .. }) => "rate_limited",
+            Err(GoTrueError::Timeout) => "timeout",
+            Err(GoTrueError::Unavailable(_)) => "unavailable",
+        };
+        metrics::histogram!(crate::observe::GOTRUE_DURATION, "endpoint" => endpoint, "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
     /// `POST /token?grant_type=password`. `client_ip` goes out as `X-Forwarded-For`, so that
     /// GoTrue (with `GOTRUE_RATE_LIMIT_HEADER=X-Forwarded-For`) limits per end user, not per
     /// service.
     pub async fn password_grant(
+        &self,
+        email: &str,
+        password: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Session, GoTrueError> {
+        Self::timed(
+            "token",
+            self.password_grant_call(email, password, client_ip),
+        )
+        .await
+    }
+
+    async fn password_grant_call(
         &self,
         email: &str,
         password: &str,
@@ -114,6 +148,10 @@ impl GoTrueClient {
     /// `POST /resend` with `{"type":"signup","email"}`: GoTrue mails a confirmation link to an
     /// unconfirmed user (and answers 200 without mailing for unknown or confirmed ones).
     pub async fn resend_signup(&self, email: &str) -> Result<(), GoTrueError> {
+        Self::timed("resend", self.resend_signup_call(email)).await
+    }
+
+    async fn resend_signup_call(&self, email: &str) -> Result<(), GoTrueError> {
         let response = self
             .post("/resend")
             .json(&json!({ "type": "signup", "email": email }))
@@ -124,6 +162,28 @@ impl GoTrueClient {
             return Ok(());
         }
         Err(error_from(response).await)
+    }
+}
+
+impl GoTrueClient {
+    /// `GET /health` within `timeout` (for `/readyz`).
+    pub async fn health(&self, timeout: std::time::Duration) -> Result<(), GoTrueError> {
+        let response = self
+            .http
+            .get(format!("{}/health", self.base_url))
+            .header("apikey", &self.anon_key)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(GoTrueError::Unavailable(format!(
+                "GoTrue /health answered {}",
+                response.status()
+            )))
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::gotrue::{GoTrueClient, GoTrueError};
+use crate::observe;
 use crate::store::StoreError;
 use crate::store::outbox::{self as sql, Job};
 
@@ -143,6 +144,7 @@ impl Worker {
                     sql::mark_sent(&mut tx, job.id).await?;
                     tx.commit().await?;
                     self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(observe::OUTBOX_SENT).increment(1);
                     tracing::info!("confirmation email requested");
                 }
                 Err(err) => {
@@ -167,6 +169,7 @@ impl Worker {
         if attempts >= self.settings.max_attempts {
             sql::mark_failed(tx, job.id, &error).await?;
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(observe::OUTBOX_FAILED).increment(1);
             tracing::error!(attempts, error = %error, "confirmation email could not be sent; giving up");
         } else {
             let delay = match err {
@@ -178,6 +181,7 @@ impl Worker {
             };
             sql::reschedule(tx, job.id, delay, &error).await?;
             self.stats.retried.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(observe::OUTBOX_RETRIED).increment(1);
             tracing::warn!(attempts, retry_in_ms = delay.as_millis() as u64, error = %error, "confirmation email failed; will retry");
         }
         Ok(())

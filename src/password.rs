@@ -16,6 +16,7 @@ use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, Version};
 use tokio::sync::Semaphore;
 
 use crate::domain::Password;
+use crate::observe;
 
 /// argon2id cost. Defaults are OWASP's (19 MiB, 2 iterations, 1 lane).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,21 +101,26 @@ impl Hasher {
         // The permit moves into the blocking task: if the request is dropped while hashing, the
         // permit is released only when the hash really ends, so never more than `concurrency`
         // hashes run.
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| HashError::Closed)?;
+        let queued = std::time::Instant::now();
+        let depth = metrics::gauge!(observe::HASH_QUEUE_DEPTH);
+        depth.increment(1.0);
+        let permit = Arc::clone(&self.permits).acquire_owned().await;
+        depth.decrement(1.0);
+        let permit = permit.map_err(|_| HashError::Closed)?;
+        metrics::histogram!(observe::HASH_WAIT).record(queued.elapsed().as_secs_f64());
         let argon2 = Arc::clone(&self.argon2);
         let completed = Arc::clone(&self.completed);
         let password = password.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            let started = std::time::Instant::now();
             let salt = SaltString::generate(&mut OsRng);
             let hash = argon2
                 .hash_password(password.expose_secret().as_bytes(), &salt)
                 .map(|hash| PasswordHash(hash.to_string()))
                 .map_err(|e| HashError::Argon2(e.to_string()));
             completed.fetch_add(1, Ordering::Relaxed);
+            metrics::histogram!(observe::HASH_DURATION).record(started.elapsed().as_secs_f64());
             hash
         })
         .await?

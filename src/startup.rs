@@ -93,6 +93,7 @@ impl Application {
             conceal_existing_emails: settings.conceal_existing_emails,
             gotrue,
             outbox_wake,
+            metrics: crate::observe::install(),
         };
         let listener = TcpListener::bind(settings.bind_addr)
             .await

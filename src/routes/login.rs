@@ -5,22 +5,41 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{AppState, JsonObject};
 use crate::domain::{Credentials, ValidationErrors};
 use crate::error::ApiError;
-use crate::store::profiles::{Profile, find_profile};
+use crate::error::ErrorResponse;
+use crate::store::profiles::find_profile;
 
-#[derive(Debug, Serialize)]
+/// The login request (documentation of the body).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct LoginRequest {
+    #[schema(example = "ada@example.com")]
+    email: String,
+    #[schema(example = "correct horse battery")]
+    password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LoginResponse {
     pub session: SessionBody,
     pub user: UserBody,
     /// `null` for a user made outside this service.
-    pub profile: Option<Profile>,
+    pub profile: Option<ProfileBody>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProfileBody {
+    pub name: String,
+    pub role: String,
+    pub onboarding_completed: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionBody {
     pub access_token: String,
     pub refresh_token: String,
@@ -29,13 +48,30 @@ pub struct SessionBody {
     pub expires_at: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserBody {
     pub id: Uuid,
     pub email: Option<String>,
     pub email_confirmed_at: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth",
+    request_body(content = LoginRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "GoTrue's session, the user, and the profile (null if none)", body = LoginResponse),
+        (status = 400, description = "`invalid_json`", body = ErrorResponse),
+        (status = 401, description = "`invalid_credentials`", body = ErrorResponse),
+        (status = 403, description = "`email_not_confirmed` or `user_banned`", body = ErrorResponse),
+        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`: malformed email or empty password", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`: GoTrue's Retry-After is passed on", body = ErrorResponse,
+            headers(("Retry-After" = String, description = "seconds, from GoTrue"))),
+        (status = 500, description = "`internal`", body = ErrorResponse),
+        (status = 502, description = "`auth_unavailable`: GoTrue unreachable or failing", body = ErrorResponse),
+        (status = 503, description = "`login_not_configured` or `database_unavailable`", body = ErrorResponse),
+        (status = 504, description = "`auth_timeout`", body = ErrorResponse),
+    ))]
 #[tracing::instrument(name = "login", skip_all, fields(user_id = tracing::field::Empty))]
 pub async fn login(
     State(state): State<AppState>,
@@ -71,6 +107,10 @@ pub async fn login(
             email: session.user.email,
             email_confirmed_at: session.user.email_confirmed_at,
         },
-        profile,
+        profile: profile.map(|p| ProfileBody {
+            name: p.name,
+            role: p.role,
+            onboarding_completed: p.onboarding_completed,
+        }),
     }))
 }

@@ -9,15 +9,42 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{AppState, JsonObject};
 use crate::domain::{NewUser, SignupForm, ValidationErrors};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
+use crate::observe;
 use crate::store::signup::{NewAccount, SignupError, create_account};
 
-#[derive(Debug, Serialize)]
+/// The signup request (documentation of the body; parsed field by field so that every bad
+/// field is reported).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct SignupRequest {
+    /// Display name: trimmed, 1–100 characters, no control characters.
+    #[schema(example = "Ada Lovelace")]
+    name: String,
+    /// Trimmed and lower-cased; ASCII only, at most 254 bytes.
+    #[schema(example = "ada@example.com")]
+    email: String,
+    /// 8–256 characters, kept as typed.
+    #[schema(example = "correct horse battery")]
+    password: String,
+    /// One of SIGNUP_ROLES (exact match).
+    #[schema(example = "Creator")]
+    role: String,
+}
+
+/// The answer of CONCEAL_EXISTING_EMAILS=true, for new and registered emails alike.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConcealedResponse {
+    #[schema(example = "confirmation_sent")]
+    pub status: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SignupResponse {
     pub user_id: Uuid,
     pub email: String,
@@ -27,8 +54,40 @@ pub struct SignupResponse {
     pub email_confirmed: bool,
 }
 
+#[utoipa::path(post, path = "/api/auth/signup", tag = "auth",
+    request_body(content = SignupRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "User, identity and profile committed in one transaction", body = SignupResponse),
+        (status = 202, description = "CONCEAL_EXISTING_EMAILS=true: same answer for new and registered emails", body = ConcealedResponse),
+        (status = 400, description = "`invalid_json`: malformed JSON, or not an object", body = ErrorResponse),
+        (status = 409, description = "`email_taken`", body = ErrorResponse),
+        (status = 413, description = "`payload_too_large`: body over 16 KiB", body = ErrorResponse),
+        (status = 415, description = "`unsupported_media_type`: not application/json", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`, one entry per bad field", body = ErrorResponse),
+        (status = 500, description = "`internal`", body = ErrorResponse),
+        (status = 503, description = "`database_unavailable`", body = ErrorResponse),
+    ))]
 #[tracing::instrument(name = "signup", skip_all, fields(user_id = tracing::field::Empty))]
-pub async fn signup(State(state): State<AppState>, body: JsonObject) -> Result<Response, ApiError> {
+pub async fn signup(
+    State(state): State<AppState>,
+    body: Result<JsonObject, ApiError>,
+) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
+    let result = match body {
+        Ok(body) => sign_up(&state, body).await,
+        Err(rejected) => Err(rejected),
+    };
+    let outcome = match &result {
+        Ok(response) if response.status() == StatusCode::ACCEPTED => "concealed",
+        Ok(_) => "created",
+        Err(err) => err.code(),
+    };
+    metrics::counter!(observe::SIGNUP_OUTCOMES, "outcome" => outcome).increment(1);
+    metrics::histogram!(observe::SIGNUP_DURATION).record(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn sign_up(state: &AppState, body: JsonObject) -> Result<Response, ApiError> {
     let mut errors = ValidationErrors::default();
     let [name, email, password, role] =
         body.string_fields(["name", "email", "password", "role"], &mut errors);
@@ -86,9 +145,8 @@ pub async fn signup(State(state): State<AppState>, body: JsonObject) -> Result<R
 
 /// The one answer of concealing mode, for new and existing emails alike.
 fn concealed_answer() -> Response {
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({ "status": "confirmation_sent" })),
-    )
-        .into_response()
+    let body = ConcealedResponse {
+        status: "confirmation_sent",
+    };
+    (StatusCode::ACCEPTED, Json(body)).into_response()
 }

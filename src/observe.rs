@@ -1,0 +1,76 @@
+//! Prometheus metrics: the recorder, the names, and the middleware that counts requests.
+//!
+//! Each layer records its own figures (routes: outcomes; password: hash queue; store: the
+//! transaction; gotrue: call latency; outbox: deliveries); `GET /metrics` renders them.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "atomic_signup_http_requests_total";
+pub const HTTP_DURATION: &str = "atomic_signup_http_request_duration_seconds";
+pub const SIGNUP_OUTCOMES: &str = "atomic_signup_signup_outcomes_total";
+pub const SIGNUP_DURATION: &str = "atomic_signup_signup_duration_seconds";
+pub const SIGNUP_TRANSACTION_DURATION: &str = "atomic_signup_signup_transaction_duration_seconds";
+pub const HASH_QUEUE_DEPTH: &str = "atomic_signup_password_hash_queue_depth";
+pub const HASH_WAIT: &str = "atomic_signup_password_hash_wait_seconds";
+pub const HASH_DURATION: &str = "atomic_signup_password_hash_duration_seconds";
+pub const OUTBOX_BACKLOG: &str = "atomic_signup_outbox_backlog";
+pub const OUTBOX_SENT: &str = "atomic_signup_outbox_sent_total";
+pub const OUTBOX_RETRIED: &str = "atomic_signup_outbox_retried_total";
+pub const OUTBOX_FAILED: &str = "atomic_signup_outbox_failed_total";
+pub const GOTRUE_DURATION: &str = "atomic_signup_gotrue_request_duration_seconds";
+
+/// Histogram buckets (seconds): sub-millisecond transactions up to multi-second GoTrue calls.
+const BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once (later calls return the same handle). When another
+/// recorder is already installed, metrics go there and `/metrics` renders an empty page.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS)
+                .map(PrometheusBuilder::build_recorder);
+            match recorder {
+                Ok(recorder) => {
+                    let handle = recorder.handle();
+                    if metrics::set_global_recorder(recorder).is_err() {
+                        tracing::warn!("a metrics recorder was already installed");
+                    }
+                    handle
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "metrics recorder not built");
+                    PrometheusBuilder::new().build_recorder().handle()
+                }
+            }
+        })
+        .clone()
+}
+
+/// Counts every request by route template (not raw path: no cardinality blow-up), method and
+/// status, and times it.
+pub async fn track_requests(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!(HTTP_DURATION, "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
