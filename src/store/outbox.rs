@@ -24,26 +24,22 @@ pub struct Job {
 pub async fn claim_next(conn: &mut PgConnection) -> Result<Option<Job>, StoreError> {
     // The function (migrations/20261124000004_service_role.sql) selects the oldest due pending
     // row `for update of o skip locked`, joined to auth.users for the email.
-    let row: Option<(i64, Uuid, Option<String>, i32)> = sqlx::query_as(
-        "select id, user_id, email, attempts from atomic_signup.claim_confirmation()",
+    Ok(sqlx::query_as!(
+        Job,
+        r#"select id as "id!", user_id as "user_id!", email, attempts as "attempts!"
+           from atomic_signup.claim_confirmation()"#
     )
     .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(|(id, user_id, email, attempts)| Job {
-        id,
-        user_id,
-        email,
-        attempts,
-    }))
+    .await?)
 }
 
 pub async fn mark_sent(conn: &mut PgConnection, id: i64) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "update atomic_signup.confirmation_outbox \
          set status = 'sent', attempts = attempts + 1, sent_at = now(), last_error = null \
          where id = $1",
+        id
     )
-    .bind(id)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -55,28 +51,28 @@ pub async fn reschedule(
     delay: Duration,
     error: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "update atomic_signup.confirmation_outbox \
          set attempts = attempts + 1, last_error = $2, \
              next_attempt_at = now() + make_interval(secs => $3) \
          where id = $1",
+        id,
+        error,
+        delay.as_secs_f64()
     )
-    .bind(id)
-    .bind(error)
-    .bind(delay.as_secs_f64())
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
 pub async fn mark_failed(conn: &mut PgConnection, id: i64, error: &str) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "update atomic_signup.confirmation_outbox \
          set status = 'failed', attempts = attempts + 1, failed_at = now(), last_error = $2 \
          where id = $1",
+        id,
+        error
     )
-    .bind(id)
-    .bind(error)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -84,8 +80,8 @@ pub async fn mark_failed(conn: &mut PgConnection, id: i64, error: &str) -> Resul
 
 /// Pending rows (for the logs at startup, and later for metrics).
 pub async fn pending_count(pool: &PgPool) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "select count(*) from atomic_signup.confirmation_outbox where status = 'pending'",
+    Ok(sqlx::query_scalar!(
+        r#"select count(*) as "pending!" from atomic_signup.confirmation_outbox where status = 'pending'"#
     )
     .fetch_one(pool)
     .await?)

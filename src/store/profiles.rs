@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Profile {
     pub name: String,
     pub role: String,
@@ -15,12 +15,14 @@ pub struct Profile {
 
 /// The user's profile; `None` for a user made outside this service.
 pub async fn find_profile(pool: &PgPool, user_id: Uuid) -> Result<Option<Profile>, StoreError> {
-    Ok(sqlx::query_as::<_, Profile>(
-        // A SECURITY DEFINER function: profiles has RLS for the API roles, and the service's
-        // least-privilege role reads through it (migrations/20261124000004_service_role.sql).
-        "select name, role, onboarding_completed from atomic_signup.find_profile($1)",
+    // A SECURITY DEFINER function: profiles has RLS for the API roles, and the service's
+    // least-privilege role reads through it (migrations/20261124000004_service_role.sql).
+    Ok(sqlx::query_as!(
+        Profile,
+        r#"select name as "name!", role as "role!", onboarding_completed as "onboarding_completed!"
+           from atomic_signup.find_profile($1)"#,
+        user_id
     )
-    .bind(user_id)
     .fetch_optional(pool)
     .await?)
 }

@@ -90,12 +90,12 @@ const FUNCTIONS: [&str; 3] = [
 pub async fn missing_schema(pool: &PgPool) -> Result<Vec<String>, StoreError> {
     let mut missing = Vec::new();
     for (table, columns) in TABLES {
-        let present: Option<Vec<String>> = sqlx::query_scalar(
+        let present: Option<Vec<String>> = sqlx::query_scalar!(
             "select case when to_regclass($1) is null then null else \
                array(select attname::text from pg_attribute \
                      where attrelid = to_regclass($1) and attnum > 0 and not attisdropped) end",
+            table
         )
-        .bind(table)
         .fetch_one(pool)
         .await?;
         match present {
@@ -113,10 +113,12 @@ pub async fn missing_schema(pool: &PgPool) -> Result<Vec<String>, StoreError> {
         }
     }
     for function in FUNCTIONS {
-        let exists: bool = sqlx::query_scalar("select to_regprocedure($1) is not null")
-            .bind(function)
-            .fetch_one(pool)
-            .await?;
+        let exists: bool = sqlx::query_scalar!(
+            r#"select to_regprocedure($1) is not null as "exists!""#,
+            function
+        )
+        .fetch_one(pool)
+        .await?;
         if !exists {
             missing.push(format!("function {function}"));
         }
@@ -130,11 +132,11 @@ pub async fn missing_schema(pool: &PgPool) -> Result<Vec<String>, StoreError> {
 /// then stand for the migrations.
 async fn unapplied_migrations(pool: &PgPool) -> Result<Vec<String>, StoreError> {
     let applied: Vec<(i64, bool)> =
-        match sqlx::query_as("select version, success from _sqlx_migrations")
+        match sqlx::query!("select version, success from _sqlx_migrations")
             .fetch_all(pool)
             .await
         {
-            Ok(rows) => rows,
+            Ok(rows) => rows.into_iter().map(|r| (r.version, r.success)).collect(),
             Err(sqlx::Error::Database(db))
                 if matches!(db.code().as_deref(), Some("42501" | "42P01")) =>
             {

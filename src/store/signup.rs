@@ -67,23 +67,24 @@ pub async fn create_account(
     account: NewAccount<'_>,
 ) -> Result<CreatedAccount, SignupError> {
     let started = std::time::Instant::now();
-    let result: Result<(Option<OffsetDateTime>, bool), sqlx::Error> = sqlx::query_as(
-        "select out_email_confirmed_at, out_onboarding_completed \
-             from atomic_signup.create_user($1, $2, $3, $4, $5, $6)",
+    let result = sqlx::query!(
+        r#"select out_email_confirmed_at as "email_confirmed_at?",
+                  out_onboarding_completed as "onboarding_completed!"
+           from atomic_signup.create_user($1, $2, $3, $4, $5, $6)"#,
+        account.user_id,
+        account.user.email.as_str(),
+        account.password_hash.as_str(),
+        account.user.name.as_str(),
+        account.user.role.as_str(),
+        account.email_confirmed,
     )
-    .bind(account.user_id)
-    .bind(account.user.email.as_str())
-    .bind(account.password_hash.as_str())
-    .bind(account.user.name.as_str())
-    .bind(account.user.role.as_str())
-    .bind(account.email_confirmed)
     .fetch_one(pool)
     .await;
     metrics::histogram!(crate::observe::SIGNUP_TRANSACTION_DURATION)
         .record(started.elapsed().as_secs_f64());
-    let (email_confirmed_at, onboarding_completed) = result?;
+    let row = result?;
     Ok(CreatedAccount {
-        email_confirmed_at,
-        onboarding_completed,
+        email_confirmed_at: row.email_confirmed_at,
+        onboarding_completed: row.onboarding_completed,
     })
 }
