@@ -24,11 +24,10 @@ RUN mkdir src \
         target/release/deps/libatomic_signup-* target/release/.fingerprint/atomic-signup-*
 
 # 2. The crate itself. `sqlx::migrate!("./migrations")` embeds migrations/ at compile time, so it
-#    is copied too. `.sqlx/` (sqlx offline query data, needed only if `query!` macros are added) is
-#    optional: the wildcard copies its contents when it exists; Cargo.toml is listed only so the
-#    instruction still has a source when it does not (sqlx reads only query-*.json there).
+#    is copied too, and `.sqlx/` holds the offline data that lets `sqlx::query!` compile without
+#    a database.
 ENV SQLX_OFFLINE=true
-COPY Cargo.toml .sqlx* ./.sqlx/
+COPY .sqlx ./.sqlx
 COPY migrations ./migrations
 COPY src ./src
 # COPY keeps the files' own mtimes, which can be older than the dummy build above: touch the
