@@ -87,6 +87,10 @@ pub struct GoTrueDouble {
 
 impl GoTrueDouble {
     pub async fn start(pool: PgPool) -> Self {
+        Self::start_on(pool, ("127.0.0.1", 0)).await
+    }
+
+    pub async fn start_on(pool: PgPool, addr: (&str, u16)) -> Self {
         let state = Arc::new(DoubleState {
             pool,
             style: Mutex::new(ErrorStyle::ByHeader),
@@ -102,7 +106,7 @@ impl GoTrueDouble {
                 get(|| async { axum::Json(json!({"name": "GoTrue", "version": "double"})) }),
             )
             .with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
             .expect("bind double");
         let url = format!("http://{}", listener.local_addr().expect("addr"));

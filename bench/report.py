@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Turns the raw files of bench/run.sh into one table (stdout) and BENCHMARKS.md."""
+import datetime
+import json
+import os
+import re
+import sys
+
+out, levels, report = sys.argv[1], sys.argv[2].split(), sys.argv[3]
+
+
+def wrk(name):
+    text = open(os.path.join(out, name)).read()
+    line = next(l for l in text.splitlines() if l.startswith("WRK_JSON "))
+    r = json.loads(line[len("WRK_JSON "):])
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    r["socket_errors"] = r["connect"] + r["read"] + r["write"] + r["timeout"]
+    return r
+
+
+def buckets(name):
+    """Cumulative bucket counts of the transaction histogram: {le: count}."""
+    b = {}
+    pat = re.compile(r'^atomic_signup_signup_transaction_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$')
+    for line in open(os.path.join(out, name)):
+        m = pat.match(line.strip())
+        if m:
+            b[m.group(1)] = float(m.group(2))
+    return b
+
+
+def percentile(before, after, q):
+    """q-quantile (seconds) of the observations between two scrapes, interpolated in buckets."""
+    les = sorted((float("inf") if k == "+Inf" else float(k), k) for k in after)
+    delta = [(le, after[k] - before.get(k, 0.0)) for le, k in les]
+    total = delta[-1][1] if delta else 0
+    if total <= 0:
+        return None
+    rank, prev_le, prev_c = q * total, 0.0, 0.0
+    for le, c in delta:
+        if c >= rank:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * ((rank - prev_c) / max(c - prev_c, 1e-9))
+        prev_le, prev_c = le, c
+    return None
+
+
+def stmts(name):
+    total, create = open(os.path.join(out, name)).read().split()
+    return float(total), float(create)
+
+
+hash_bound = json.load(open(os.path.join(out, "hash_bound.json")))
+bound = hash_bound["hashes_per_second"]
+rows = []
+for c in levels:
+    r = wrk(f"signup_{c}.wrk")
+    b0, b1 = buckets(f"signup_{c}.before.prom"), buckets(f"signup_{c}.after.prom")
+    t0, k0 = stmts(f"signup_{c}.before.stmts")
+    t1, k1 = stmts(f"signup_{c}.after.stmts")
+    created = r["requests"] - r["non2xx"]
+    rows.append({
+        "c": int(c), "rps": r["rps"], "p50": r["p50_us"] / 1000, "p95": r["p95_us"] / 1000,
+        "p99": r["p99_us"] / 1000, "non2xx": r["non2xx"], "sock": r["socket_errors"],
+        "ratio": r["rps"] / bound,
+        "tx50": (percentile(b0, b1, 0.50) or 0) * 1000, "tx99": (percentile(b0, b1, 0.99) or 0) * 1000,
+        "stmts": (t1 - t0) / created if created else 0, "creates": k1 - k0, "created": created,
+    })
+big = wrk("signup_1000.wrk")
+rss_mib = int(open(os.path.join(out, "rss_kib")).read().strip()) / 1024
+ls, ld = wrk("login_service.wrk"), wrk("login_double.wrk")
+overhead = (ls["p50_us"] - ld["p50_us"]) / 1000
+
+lines = []
+lines.append(f"Measured {datetime.date.today().isoformat()} on {os.cpu_count()} cores; argon2id "
+             f"m={hash_bound['m']} t={hash_bound['t']} p={hash_bound['p']}; release build; "
+             f"Postgres, wrk, the service and the GoTrue double all on this one machine.")
+lines.append("")
+lines.append(f"**Hash bound**: {bound:.1f} argon2id hashes/s on all cores (measured in the same run).")
+lines.append("")
+lines.append("| concurrency | signups/s | p50 ms | p95 ms | p99 ms | non-2xx | socket errors | ÷ hash bound | transaction p50 ms | transaction p99 ms | statements per signup |")
+lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    lines.append(f"| {r['c']} | {r['rps']:.1f} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | "
+                 f"{r['non2xx']} | {r['sock']} | {r['ratio']:.2f} | {r['tx50']:.2f} | {r['tx99']:.2f} | {r['stmts']:.2f} |")
+lines.append("")
+lines.append(f"- 1,000 concurrent signups: {big['rps']:.1f}/s, p99 {big['p99_us']/1000:.0f} ms, "
+             f"{big['non2xx']} non-2xx, {big['socket_errors']} socket errors; **peak RSS of the service "
+             f"{rss_mib:.1f} MiB** (VmHWM over the whole run).")
+lines.append(f"- Login at concurrency 64: through the service p50 {ls['p50_us']/1000:.2f} ms "
+             f"({ls['rps']:.0f}/s, {ls['non2xx']} non-2xx); the GoTrue double directly p50 "
+             f"{ld['p50_us']/1000:.2f} ms ({ld['rps']:.0f}/s); **login overhead {overhead:.2f} ms at p50**.")
+lines.append("- Transaction percentiles come from the service's own histogram "
+             "(`atomic_signup_signup_transaction_duration_seconds`, interpolated within buckets "
+             "0.5/1/2/5 ms …); statements per signup from `pg_stat_statements` "
+             "(top-level statements executed ÷ signups committed).")
+table = "\n".join(lines)
+print(table)
+
+if os.path.exists(report):
+    old = open(report).read()
+    marker_start, marker_end = "<!-- results:start -->", "<!-- results:end -->"
+    if marker_start in old and marker_end in old:
+        head, rest = old.split(marker_start, 1)
+        _, tail = rest.split(marker_end, 1)
+        open(report, "w").write(f"{head}{marker_start}\n{table}\n{marker_end}{tail}")
+        sys.exit(0)
+open(report, "w").write(f"# Benchmarks\n\n<!-- results:start -->\n{table}\n<!-- results:end -->\n")
