@@ -12,7 +12,10 @@ mod gotrue_double;
 
 #[tokio::main]
 async fn main() {
-    let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(19999);
+    let port: u16 = std::env::args()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(19999);
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
@@ -20,6 +23,10 @@ async fn main() {
         .await
         .expect("connect");
     let double = gotrue_double::GoTrueDouble::start_on(pool, ("127.0.0.1", port)).await;
-    println!("GoTrue double on {} (apikey {})", double.url, gotrue_double::ANON_KEY);
+    println!(
+        "GoTrue double on {} (apikey {})",
+        double.url,
+        gotrue_double::ANON_KEY
+    );
     std::future::pending::<()>().await;
 }

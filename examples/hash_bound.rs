@@ -10,15 +10,25 @@ use atomic_signup::password::{HashSettings, Hasher};
 
 #[tokio::main]
 async fn main() {
-    let seconds: f64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5.0);
-    let env = |name: &str, default: u32| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let seconds: f64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0);
+    let env = |name: &str, default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
     let d = HashSettings::default();
     let settings = HashSettings {
         memory_kib: env("ARGON2_MEMORY_KIB", d.memory_kib),
         iterations: env("ARGON2_ITERATIONS", d.iterations),
         parallelism: env("ARGON2_PARALLELISM", d.parallelism),
     };
-    let hasher = Hasher::for_this_machine(settings).expect("valid argon2 settings");
+    let hasher =
+        Hasher::for_this_machine(settings, atomic_signup::password::DEFAULT_QUEUE_PER_CORE)
+            .expect("valid argon2 settings");
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let password = Password::parse("correct horse battery staple".into()).expect("valid");
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);

@@ -32,6 +32,8 @@ pub struct Settings {
     /// Answer 202 for new and existing emails alike (needs REQUIRE_EMAIL_CONFIRMATION=true).
     pub conceal_existing_emails: bool,
     pub argon2: HashSettings,
+    /// Signups that may wait for a hashing thread, per core; beyond that, 503 `overloaded`.
+    pub hash_queue_per_core: usize,
     /// GoTrue, for login and for confirmation emails; `None` when not configured.
     pub gotrue: Option<GoTrueSettings>,
     pub outbox: OutboxSettings,
@@ -243,6 +245,12 @@ impl Settings {
                     .to_owned(),
             });
         }
+        let hash_queue_per_core = parse_or(
+            get,
+            "HASH_QUEUE_PER_CORE",
+            crate::password::DEFAULT_QUEUE_PER_CORE as u32,
+            |v| parse_in_range(v, 1, 100_000),
+        )? as usize;
         let gotrue = GoTrueSettings::from_lookup(get)?;
         let ms =
             |v: &str| parse_in_range(v, 1, 86_400_000).map(|n| Duration::from_millis(n.into()));
@@ -262,6 +270,7 @@ impl Settings {
             require_email_confirmation,
             conceal_existing_emails,
             argon2,
+            hash_queue_per_core,
             gotrue,
             outbox,
         })

@@ -48,6 +48,8 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("the service is at capacity; retry in a moment")]
+    Overloaded,
     /// The detail is logged, never sent.
     #[error("the database is unavailable: {0}")]
     DatabaseUnavailable(String),
@@ -69,7 +71,7 @@ pub struct ErrorBody {
     /// Stable error code: invalid_json, unsupported_media_type, payload_too_large,
     /// validation_failed, email_taken, invalid_credentials, email_not_confirmed, user_banned,
     /// rate_limited, auth_unavailable, auth_timeout, login_not_configured, not_found,
-    /// method_not_allowed, database_unavailable, internal.
+    /// method_not_allowed, overloaded, database_unavailable, internal.
     pub code: &'static str,
     /// Human-readable; may change. Never contains internal detail.
     pub message: String,
@@ -94,7 +96,7 @@ impl ApiError {
             Self::LoginNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DatabaseUnavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -117,6 +119,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::DatabaseUnavailable(_) => "database_unavailable",
+            Self::Overloaded => "overloaded",
             Self::Internal(_) => "internal",
         }
     }
@@ -145,7 +148,7 @@ impl IntoResponse for ApiError {
             Self::DatabaseUnavailable(detail) | Self::AuthUnavailable(detail) => {
                 tracing::warn!(code = self.code(), %detail, "request failed")
             }
-            Self::AuthTimeout | Self::LoginNotConfigured => {
+            Self::AuthTimeout | Self::LoginNotConfigured | Self::Overloaded => {
                 tracing::warn!(code = self.code(), "request failed")
             }
             _ => tracing::info!(code = self.code(), "request rejected"),
@@ -162,13 +165,20 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status(), Json(body)).into_response();
-        if let Self::RateLimited {
-            retry_after: Some(value),
-        } = &self
-        {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, value.clone());
+        match &self {
+            Self::RateLimited {
+                retry_after: Some(value),
+            } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, value.clone());
+            }
+            Self::Overloaded => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         response
     }
@@ -208,6 +218,9 @@ impl From<GoTrueError> for ApiError {
 
 impl From<HashError> for ApiError {
     fn from(err: HashError) -> Self {
-        Self::Internal(err.to_string())
+        match err {
+            HashError::Overloaded => Self::Overloaded,
+            other => Self::Internal(other.to_string()),
+        }
     }
 }

@@ -2,18 +2,23 @@
 //! `$argon2id$v=19$m=<KiB>,t=<iterations>,p=<lanes>$<salt>$<hash>`, salt and hash in standard
 //! base64 without padding (`../shared/gotrue-facts.md`, section 4).
 //!
-//! A hash is tens of milliseconds of one core. It runs on tokio's blocking pool, never on an async
-//! worker, and at most one hash per core runs at a time (a semaphore), so a burst of signups queues
-//! here instead of starving the rest of the service.
+//! A hash is tens of milliseconds of one core and `m` KiB of memory. It never runs on an async
+//! worker: one dedicated thread per core takes jobs from a bounded queue, and each thread hashes
+//! into one memory buffer allocated once at start. So at most one hash per core runs at a time,
+//! memory stays at cores × m KiB whatever the load (no allocator growth from 19 MiB allocations
+//! on ever-changing threads), and when the queue is full a signup is refused at once
+//! ([`HashError::Overloaded`], answered 503) instead of queueing without limit.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
-use argon2::password_hash::SaltString;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, Version};
-use tokio::sync::Semaphore;
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{Output, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use tokio::sync::oneshot;
 
 use crate::domain::Password;
 use crate::observe;
@@ -67,69 +72,132 @@ impl fmt::Debug for PasswordHash {
 pub enum HashError {
     #[error("argon2 failed: {0}")]
     Argon2(String),
-    #[error("the hashing task did not finish: {0}")]
-    Task(#[from] tokio::task::JoinError),
-    #[error("the hashing queue is closed")]
+    /// The queue is full: the service is at capacity (answered 503 `overloaded`).
+    #[error("the password hashing queue is full")]
+    Overloaded,
+    #[error("the hashing threads are gone")]
     Closed,
 }
 
+/// Default of `HASH_QUEUE_PER_CORE`: signups that may wait for a hashing thread, per core.
+pub const DEFAULT_QUEUE_PER_CORE: usize = 64;
+
+/// Random salt bytes per hash (argon2's recommendation; GoTrue accepts any non-empty salt).
+const SALT_LEN: usize = 16;
+
+struct Job {
+    password: Password,
+    queued_at: Instant,
+    reply: oneshot::Sender<Result<PasswordHash, HashError>>,
+}
+
+/// The front of the hashing threads; cheap to clone. The threads end when the last clone is
+/// dropped.
 #[derive(Clone)]
 pub struct Hasher {
-    argon2: Arc<Argon2<'static>>,
-    permits: Arc<Semaphore>,
+    jobs: Sender<Job>,
     completed: Arc<AtomicU64>,
 }
 
 impl Hasher {
-    /// `concurrency` hashes at most at a time; use [`Hasher::for_this_machine`] in the service.
-    pub fn new(settings: HashSettings, concurrency: usize) -> Result<Self, argon2::Error> {
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, settings.params()?);
-        Ok(Self {
-            argon2: Arc::new(argon2),
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            completed: Arc::new(AtomicU64::new(0)),
-        })
+    /// `threads` hashing threads, and room for `queue` waiting signups.
+    pub fn new(
+        settings: HashSettings,
+        threads: usize,
+        queue: usize,
+    ) -> Result<Self, argon2::Error> {
+        let params = settings.params()?;
+        let (jobs, rx) = crossbeam_channel::bounded::<Job>(queue.max(1));
+        let completed = Arc::new(AtomicU64::new(0));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            let params = params.clone();
+            let completed = Arc::clone(&completed);
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || hash_worker(&rx, params, &completed))
+                .map_err(|_| argon2::Error::MemoryTooLittle)?;
+        }
+        Ok(Self { jobs, completed })
     }
 
-    /// One hash per core at a time.
-    pub fn for_this_machine(settings: HashSettings) -> Result<Self, argon2::Error> {
+    /// One hashing thread per core, `queue_per_core` waiting signups per core.
+    pub fn for_this_machine(
+        settings: HashSettings,
+        queue_per_core: usize,
+    ) -> Result<Self, argon2::Error> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Self::new(settings, cores)
+        Self::new(settings, cores, cores * queue_per_core)
     }
 
     pub async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
-        // The permit moves into the blocking task: if the request is dropped while hashing, the
-        // permit is released only when the hash really ends, so never more than `concurrency`
-        // hashes run.
-        let queued = std::time::Instant::now();
-        let depth = metrics::gauge!(observe::HASH_QUEUE_DEPTH);
-        depth.increment(1.0);
-        let permit = Arc::clone(&self.permits).acquire_owned().await;
-        depth.decrement(1.0);
-        let permit = permit.map_err(|_| HashError::Closed)?;
-        metrics::histogram!(observe::HASH_WAIT).record(queued.elapsed().as_secs_f64());
-        let argon2 = Arc::clone(&self.argon2);
-        let completed = Arc::clone(&self.completed);
-        let password = password.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let started = std::time::Instant::now();
-            let salt = SaltString::generate(&mut OsRng);
-            let hash = argon2
-                .hash_password(password.expose_secret().as_bytes(), &salt)
-                .map(|hash| PasswordHash(hash.to_string()))
-                .map_err(|e| HashError::Argon2(e.to_string()));
-            completed.fetch_add(1, Ordering::Relaxed);
-            metrics::histogram!(observe::HASH_DURATION).record(started.elapsed().as_secs_f64());
-            hash
-        })
-        .await?
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            password: password.clone(),
+            queued_at: Instant::now(),
+            reply,
+        };
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(HashError::Overloaded),
+            Err(TrySendError::Disconnected(_)) => return Err(HashError::Closed),
+        }
+        metrics::gauge!(observe::HASH_QUEUE_DEPTH).set(self.jobs.len() as f64);
+        answer.await.map_err(|_| HashError::Closed)?
     }
 
     /// Hashes computed so far by this hasher (and its clones).
     pub fn hashes_completed(&self) -> u64 {
         self.completed.load(Ordering::Relaxed)
     }
+}
+
+/// One hashing thread: one `m` KiB buffer for its whole life, reused by every hash.
+fn hash_worker(jobs: &Receiver<Job>, params: Params, completed: &AtomicU64) {
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut memory = vec![Block::default(); params.block_count()];
+    let prefix = format!(
+        "$argon2id$v=19$m={},t={},p={}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost()
+    );
+    while let Ok(job) = jobs.recv() {
+        metrics::gauge!(observe::HASH_QUEUE_DEPTH).set(jobs.len() as f64);
+        if job.reply.is_closed() {
+            continue; // the request is gone (client disconnected, timed out): skip the work
+        }
+        metrics::histogram!(observe::HASH_WAIT).record(job.queued_at.elapsed().as_secs_f64());
+        let started = Instant::now();
+        let result = hash_one(&argon2, &prefix, &mut memory, &job.password);
+        completed.fetch_add(1, Ordering::Relaxed);
+        metrics::histogram!(observe::HASH_DURATION).record(started.elapsed().as_secs_f64());
+        let _ = job.reply.send(result);
+    }
+}
+
+fn hash_one(
+    argon2: &Argon2<'_>,
+    prefix: &str,
+    memory: &mut [Block],
+    password: &Password,
+) -> Result<PasswordHash, HashError> {
+    let fail = |e: &dyn fmt::Display| HashError::Argon2(e.to_string());
+    let mut salt = [0u8; SALT_LEN];
+    OsRng.fill_bytes(&mut salt);
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2
+        .hash_password_into_with_memory(
+            password.expose_secret().as_bytes(),
+            &salt,
+            &mut out,
+            memory,
+        )
+        .map_err(|e| fail(&e))?;
+    // Both encoded in the PHC "B64": standard alphabet, no padding.
+    let salt = SaltString::encode_b64(&salt).map_err(|e| fail(&e))?;
+    let hash = Output::new(&out).map_err(|e| fail(&e))?;
+    Ok(PasswordHash(format!("{prefix}${}${hash}", salt.as_str())))
 }
 
 #[cfg(test)]
@@ -144,7 +212,7 @@ mod tests {
             iterations: 1,
             parallelism: 1,
         };
-        let hasher = Hasher::new(settings, 2).unwrap();
+        let hasher = Hasher::new(settings, 2, 8).unwrap();
         let password = Password::parse("correct horse battery".into()).unwrap();
         let hash = hasher.hash(&password).await.unwrap();
         assert!(
@@ -164,5 +232,44 @@ mod tests {
                 .is_err()
         );
         assert!(!format!("{hash:?}").contains("argon2"));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once() {
+        let settings = HashSettings {
+            memory_kib: 8192,
+            iterations: 4,
+            parallelism: 1,
+        };
+        let hasher = Hasher::new(settings, 1, 2).unwrap();
+        let password = Password::parse("correct horse battery".into()).unwrap();
+        let results = futures_join(&hasher, &password, 20).await;
+        let overloaded = results
+            .iter()
+            .filter(|r| matches!(r, Err(HashError::Overloaded)))
+            .count();
+        let hashed = results.iter().filter(|r| r.is_ok()).count();
+        assert!(overloaded >= 10, "{overloaded} refused");
+        assert!(hashed >= 2, "{hashed} hashed");
+        assert_eq!(overloaded + hashed, 20);
+    }
+
+    async fn futures_join(
+        hasher: &Hasher,
+        password: &Password,
+        n: usize,
+    ) -> Vec<Result<PasswordHash, HashError>> {
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let hasher = hasher.clone();
+                let password = password.clone();
+                tokio::spawn(async move { hasher.hash(&password).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
     }
 }

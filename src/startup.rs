@@ -56,7 +56,8 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let pool = settings.database.pool();
         check_database(&pool).await?;
-        let hasher = Hasher::for_this_machine(settings.argon2).map_err(StartupError::Argon2)?;
+        let hasher = Hasher::for_this_machine(settings.argon2, settings.hash_queue_per_core)
+            .map_err(StartupError::Argon2)?;
         let gotrue = settings
             .gotrue
             .as_ref()

@@ -65,7 +65,8 @@ pub struct SignupResponse {
         (status = 415, description = "`unsupported_media_type`: not application/json", body = ErrorResponse),
         (status = 422, description = "`validation_failed`, one entry per bad field", body = ErrorResponse),
         (status = 500, description = "`internal`", body = ErrorResponse),
-        (status = 503, description = "`database_unavailable`", body = ErrorResponse),
+        (status = 503, description = "`overloaded` (hash queue full; `Retry-After: 1`) or `database_unavailable`", body = ErrorResponse,
+            headers(("Retry-After" = String, description = "with overloaded: seconds to wait"))),
     ))]
 #[tracing::instrument(name = "signup", skip_all, fields(user_id = tracing::field::Empty))]
 pub async fn signup(

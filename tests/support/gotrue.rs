@@ -128,47 +128,37 @@ pub const USERS_NOT_NULL_FOR_GOTRUE: [&str; 17] = [
 pub const IDENTITIES_NOT_NULL_FOR_GOTRUE: [&str; 2] = ["created_at", "updated_at"];
 
 /// The NULL-intolerant columns of this user's row and identities that hold NULL (empty = GoTrue
-/// can scan it).
+/// can scan it). One query, so the GoTrue double stays cheap under the login benchmark.
 pub async fn null_scan_columns(pool: &PgPool, user_id: Uuid) -> Vec<String> {
-    let mut nulls = Vec::new();
-    for col in USERS_NOT_NULL_FOR_GOTRUE {
-        let is_null: bool = sqlx::query_scalar(&format!(
-            "select {col} is null from auth.users where id = $1"
-        ))
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        let mut checks: Vec<String> = USERS_NOT_NULL_FOR_GOTRUE
+            .iter()
+            .map(|c| format!("case when u.{c} is null then 'auth.users.{c}' end"))
+            .collect();
+        for c in IDENTITIES_NOT_NULL_FOR_GOTRUE {
+            checks.push(format!(
+                "(select case when bool_or(i.{c} is null) then 'auth.identities.{c}' end \
+                  from auth.identities i where i.user_id = u.id)"
+            ));
+        }
+        // Metadata: NULL is fine, but it must be a JSON object if present (an array fails).
+        checks.push(
+            "case when coalesce(jsonb_typeof(u.raw_app_meta_data), 'object') <> 'object' \
+                    or coalesce(jsonb_typeof(u.raw_user_meta_data), 'object') <> 'object' \
+             then 'auth.users.raw_*_meta_data (not an object)' end"
+                .to_owned(),
+        );
+        format!(
+            "select array_remove(array[{}]::text[], null) from auth.users u where u.id = $1",
+            checks.join(", ")
+        )
+    });
+    sqlx::query_scalar(sql)
         .bind(user_id)
         .fetch_one(pool)
         .await
-        .expect("read auth.users");
-        if is_null {
-            nulls.push(format!("auth.users.{col}"));
-        }
-    }
-    for col in IDENTITIES_NOT_NULL_FOR_GOTRUE {
-        let any_null: bool = sqlx::query_scalar(&format!(
-            "select coalesce(bool_or({col} is null), false) from auth.identities where user_id = $1"
-        ))
-        .bind(user_id)
-        .fetch_one(pool)
-        .await
-        .expect("read auth.identities");
-        if any_null {
-            nulls.push(format!("auth.identities.{col}"));
-        }
-    }
-    // Metadata: NULL is fine, but it must be a JSON object if present (an array fails).
-    let bad_meta: bool = sqlx::query_scalar(
-        "select coalesce(jsonb_typeof(raw_app_meta_data), 'object') <> 'object' \
-             or coalesce(jsonb_typeof(raw_user_meta_data), 'object') <> 'object' \
-         from auth.users where id = $1",
-    )
-    .bind(user_id)
-    .fetch_one(pool)
-    .await
-    .expect("read metadata");
-    if bad_meta {
-        nulls.push("auth.users.raw_*_meta_data (not an object)".into());
-    }
-    nulls
+        .expect("read auth.users / auth.identities")
 }
 
 /// GoTrue's password-grant user lookup (facts 5.2 step 4): the id it would find for `email`.

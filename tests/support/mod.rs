@@ -67,6 +67,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
         require_email_confirmation: true,
         conceal_existing_emails: false,
         argon2: TEST_HASH,
+        hash_queue_per_core: atomic_signup::password::DEFAULT_QUEUE_PER_CORE,
         gotrue: None,
         outbox: OutboxSettings::default(),
     }
