@@ -60,7 +60,8 @@ target/release/examples/gotrue_double 19999 >"$out/double.log" 2>&1 &
 pids+=($!)
 export BIND_ADDR=127.0.0.1:18000 GOTRUE_URL=http://127.0.0.1:19999 \
   SUPABASE_ANON_KEY=test-anon-key-0123456789 REQUIRE_EMAIL_CONFIRMATION=false \
-  OUTBOX_POLL_INTERVAL_MS=3600000 LOG_FORMAT=json RUST_LOG=warn
+  OUTBOX_POLL_INTERVAL_MS=3600000 LOG_FORMAT=json RUST_LOG=warn \
+  HASH_QUEUE_PER_CORE=512 # room for all 1,000 concurrent signups: memory with a full queue
 $bin serve >"$out/service.log" 2>&1 &
 svc=$!
 pids+=($svc)
@@ -85,8 +86,10 @@ for c in $levels; do
 done
 
 echo "== 1,000 concurrent signups (peak RSS)"
+metrics >"$out/signup_1000.before.prom"
 BENCH_PREFIX="c1000-$$" wrk -t2 -c1000 -d"$( $short && echo 3 || echo 10 )s" --timeout 60s -s bench/signup.lua \
   http://127.0.0.1:18000/api/auth/signup | tee "$out/signup_1000.wrk"
+metrics >"$out/signup_1000.after.prom"
 grep VmHWM /proc/$svc/status | awk '{print $2}' >"$out/rss_kib"
 
 echo "== logins (c=64): through the service, and at the GoTrue double directly"
@@ -102,8 +105,12 @@ for i in $(seq 1 $users); do
     -d "{\"name\":\"Login $i\",\"email\":\"l$i@bench.example.com\",\"password\":\"correct horse battery\",\"role\":\"Brand\"}"
 done
 kill $seed
-LOGIN_USERS=$users wrk -t2 -c64 -d"${dur}s" -s bench/login.lua http://127.0.0.1:18000 | tee "$out/login_service.wrk"
-LOGIN_USERS=$users LOGIN_PATH='/token?grant_type=password' APIKEY=test-anon-key-0123456789 \
-  wrk -t2 -c64 -d"${dur}s" -s bench/login.lua http://127.0.0.1:19999 | tee "$out/login_double.wrk"
+for c in 64 1; do
+  threads=2; [ "$c" -lt 2 ] && threads=1
+  LOGIN_USERS=$users wrk -t$threads -c$c -d"${dur}s" -s bench/login.lua http://127.0.0.1:18000 \
+    | tee "$out/login_service_$c.wrk"
+  LOGIN_USERS=$users LOGIN_PATH='/token?grant_type=password' APIKEY=test-anon-key-0123456789 \
+    wrk -t$threads -c$c -d"${dur}s" -s bench/login.lua http://127.0.0.1:19999 | tee "$out/login_double_$c.wrk"
+done
 
 python3 bench/report.py "$out" "$levels" "$report"

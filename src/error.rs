@@ -148,7 +148,7 @@ impl IntoResponse for ApiError {
             Self::DatabaseUnavailable(detail) | Self::AuthUnavailable(detail) => {
                 tracing::warn!(code = self.code(), %detail, "request failed")
             }
-            Self::AuthTimeout | Self::LoginNotConfigured | Self::Overloaded => {
+            Self::AuthTimeout | Self::LoginNotConfigured => {
                 tracing::warn!(code = self.code(), "request failed")
             }
             _ => tracing::info!(code = self.code(), "request rejected"),

@@ -152,8 +152,14 @@ impl Hasher {
     }
 }
 
+/// Niceness of the hashing threads: they yield the CPU to the short work (HTTP, the signup
+/// statement, Postgres itself on the same host), so a saturated service keeps its transactions
+/// short and finishes signups instead of starting hashes.
+const HASH_THREAD_NICE: i32 = 10;
+
 /// One hashing thread: one `m` KiB buffer for its whole life, reused by every hash.
 fn hash_worker(jobs: &Receiver<Job>, params: Params, completed: &AtomicU64) {
+    lower_priority();
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     let mut memory = vec![Block::default(); params.block_count()];
     let prefix = format!(
@@ -175,6 +181,20 @@ fn hash_worker(jobs: &Receiver<Job>, params: Params, completed: &AtomicU64) {
         let _ = job.reply.send(result);
     }
 }
+
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    // SAFETY: gettid and setpriority on the calling thread only; failure leaves the priority.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, HASH_THREAD_NICE) != 0 {
+            tracing::debug!("could not lower the hashing thread's priority");
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 fn hash_one(
     argon2: &Argon2<'_>,

@@ -12,7 +12,7 @@ use super::{AppState, JsonObject};
 use crate::domain::{Credentials, ValidationErrors};
 use crate::error::ApiError;
 use crate::error::ErrorResponse;
-use crate::store::profiles::find_profile;
+use crate::store::profiles::{find_profile, find_profile_by_email};
 
 /// The login request (documentation of the body).
 #[derive(Debug, ToSchema)]
@@ -83,15 +83,22 @@ pub async fn login(
     let credentials = Credentials::parse(email, password, errors)?;
     let gotrue = state.gotrue.as_ref().ok_or(ApiError::LoginNotConfigured)?;
 
-    let session = gotrue
-        .password_grant(
+    // The profile is read while GoTrue checks the password (by email, as GoTrue finds the user),
+    // and used only if GoTrue's session is for the same user id; otherwise it is read by id.
+    let (session, by_email) = tokio::join!(
+        gotrue.password_grant(
             credentials.email.as_str(),
             credentials.expose_password(),
             Some(peer.ip()),
-        )
-        .await?;
+        ),
+        find_profile_by_email(&state.pool, credentials.email.as_str()),
+    );
+    let session = session?;
     tracing::Span::current().record("user_id", tracing::field::display(session.user.id));
-    let profile = find_profile(&state.pool, session.user.id).await?;
+    let profile = match by_email {
+        Ok(Some((user_id, profile))) if user_id == session.user.id => Some(profile),
+        _ => find_profile(&state.pool, session.user.id).await?,
+    };
     tracing::info!(has_profile = profile.is_some(), "user logged in");
 
     Ok(Json(LoginResponse {

@@ -13,6 +13,32 @@ pub struct Profile {
     pub onboarding_completed: bool,
 }
 
+/// The profile of the user GoTrue would find for `email`, with that user's id; `None` when
+/// there is no such user or no profile.
+pub async fn find_profile_by_email(
+    pool: &PgPool,
+    email: &str,
+) -> Result<Option<(Uuid, Profile)>, StoreError> {
+    let row = sqlx::query!(
+        r#"select user_id as "user_id!", name as "name!", role as "role!",
+                  onboarding_completed as "onboarding_completed!"
+           from atomic_signup.find_profile_by_email($1)"#,
+        email
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| {
+        (
+            r.user_id,
+            Profile {
+                name: r.name,
+                role: r.role,
+                onboarding_completed: r.onboarding_completed,
+            },
+        )
+    }))
+}
+
 /// The user's profile; `None` for a user made outside this service.
 pub async fn find_profile(pool: &PgPool, user_id: Uuid) -> Result<Option<Profile>, StoreError> {
     // A SECURITY DEFINER function: profiles has RLS for the API roles, and the service's

@@ -80,9 +80,10 @@ const TABLES: [(&str, &[&str]); 5] = [
     ),
 ];
 
-const FUNCTIONS: [&str; 3] = [
+const FUNCTIONS: [&str; 4] = [
     "atomic_signup.create_user(uuid,text,text,text,text,boolean)",
     "atomic_signup.find_profile(uuid)",
+    "atomic_signup.find_profile_by_email(text)",
     "atomic_signup.claim_confirmation()",
 ];
 
