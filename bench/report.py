@@ -51,6 +51,16 @@ def stmts(name):
     return float(total), float(create)
 
 
+def cpu(step):
+    """Shares of the machine's CPU during a step: busy, hashing, rest of service, postgres, double."""
+    b = [float(x) for x in open(os.path.join(out, f"{step}.before.cpu")).read().split()]
+    a = [float(x) for x in open(os.path.join(out, f"{step}.after.cpu")).read().split()]
+    d = [y - x for x, y in zip(b, a)]
+    busy, argon2, service, postgres, double = d
+    return {"busy": busy, "argon2": argon2, "service_other": service - argon2,
+            "postgres": postgres, "double": double, "rest": busy - service - postgres - double}
+
+
 hash_bound = json.load(open(os.path.join(out, "hash_bound.json")))
 bound = hash_bound["hashes_per_second"]
 rows = []
@@ -112,6 +122,23 @@ lines.append(f"- Login at concurrency 64: through the service p50 {ls['p50_us']/
              f"{ld['p50_us']/1000:.2f} ms ({ld['rps']:.0f}/s); **login overhead {overhead:.2f} ms at p50**. "
              f"At concurrency 1 (no CPU contention): {ls1['p50_us']/1000:.2f} ms vs {ld1['p50_us']/1000:.2f} ms, "
              f"overhead {overhead1:.2f} ms.")
+lines.append("")
+lines.append("Where the CPU went (share of all busy CPU time during the step, from /proc: the service's "
+             "`argon2-*` threads, the rest of the service, every postgres process, the GoTrue double, "
+             "and the rest — mostly wrk):")
+lines.append("")
+lines.append("| step | hashing | service (other) | postgres | GoTrue double | rest (wrk, system) |")
+lines.append("|---|---|---|---|---|---|")
+steps = [(f"signup c={c}", f"signup_{c}") for c in levels] + [("login c=64", "login_64")]
+for label, step in steps:
+    try:
+        u = cpu(step)
+    except (FileNotFoundError, ValueError):
+        continue
+    busy = u["busy"] or 1
+    lines.append(f"| {label} | {u['argon2']/busy:.0%} | {u['service_other']/busy:.0%} | "
+                 f"{u['postgres']/busy:.0%} | {u['double']/busy:.0%} | {u['rest']/busy:.0%} |")
+lines.append("")
 lines.append("- Transaction percentiles come from the service's own histogram "
              "(`atomic_signup_signup_transaction_duration_seconds`, interpolated within buckets "
              "0.5/1/2/5 ms …); statements per signup from `pg_stat_statements` "

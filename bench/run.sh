@@ -57,7 +57,8 @@ target/release/examples/hash_bound "$hash_secs" | tee "$out/hash_bound.json"
 
 echo "== GoTrue double and the service"
 target/release/examples/gotrue_double 19999 >"$out/double.log" 2>&1 &
-pids+=($!)
+dbl=$!
+pids+=($dbl)
 export BIND_ADDR=127.0.0.1:18000 GOTRUE_URL=http://127.0.0.1:19999 \
   SUPABASE_ANON_KEY=test-anon-key-0123456789 REQUIRE_EMAIL_CONFIRMATION=false \
   OUTBOX_POLL_INTERVAL_MS=3600000 LOG_FORMAT=json RUST_LOG=warn \
@@ -69,6 +70,19 @@ for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18000/readyz >/dev/null && b
 curl -fs http://127.0.0.1:18000/readyz >/dev/null || { cat "$out/service.log"; exit 1; }
 
 metrics() { curl -fs http://127.0.0.1:18000/metrics; }
+# CPU accounting (jiffies): where the machine's CPU went during a step. Prints
+# "busy argon2 service postgres double": all busy CPU, the service's hashing threads, the whole
+# service, every postgres process, the GoTrue double (the rest is wrk and the system).
+jiffies() { awk '{print $14 + $15}' "$@" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+cpu() {
+  local busy argon2 service postgres double
+  busy=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat)
+  argon2=$(for t in /proc/$svc/task/*; do grep -q '^argon2' "$t/comm" 2>/dev/null && echo "$t/stat"; done | xargs -r cat | awk '{s += $14 + $15} END {print s + 0}')
+  service=$(jiffies /proc/$svc/stat)
+  postgres=$(for p in $(pgrep -x postgres); do echo /proc/$p/stat; done | xargs -r cat | awk '{s += $14 + $15} END {print s + 0}')
+  double=$(jiffies /proc/$dbl/stat)
+  echo "$busy $argon2 $service $postgres $double"
+}
 statements() {
   psql_ -c "select coalesce(sum(calls),0) || ' ' || coalesce(sum(calls) filter (where query like '%create_user%'),0) \
             from pg_stat_statements where query not like '%pg_stat_statements%' and dbid = (select oid from pg_database where datname = 'postgres')"
@@ -79,10 +93,12 @@ for c in $levels; do
   threads=2; [ "$c" -lt 2 ] && threads=1
   metrics >"$out/signup_$c.before.prom"
   statements >"$out/signup_$c.before.stmts"
+  cpu >"$out/signup_$c.before.cpu"
   BENCH_PREFIX="c$c-$$" wrk -t"$threads" -c"$c" -d"${dur}s" --timeout 30s -s bench/signup.lua \
     http://127.0.0.1:18000/api/auth/signup | tee "$out/signup_$c.wrk"
   metrics >"$out/signup_$c.after.prom"
   statements >"$out/signup_$c.after.stmts"
+  cpu >"$out/signup_$c.after.cpu"
 done
 
 echo "== 1,000 concurrent signups (peak RSS)"
@@ -107,8 +123,10 @@ done
 kill $seed
 for c in 64 1; do
   threads=2; [ "$c" -lt 2 ] && threads=1
+  cpu >"$out/login_$c.before.cpu"
   LOGIN_USERS=$users wrk -t$threads -c$c -d"${dur}s" -s bench/login.lua http://127.0.0.1:18000 \
     | tee "$out/login_service_$c.wrk"
+  cpu >"$out/login_$c.after.cpu"
   LOGIN_USERS=$users LOGIN_PATH='/token?grant_type=password' APIKEY=test-anon-key-0123456789 \
     wrk -t$threads -c$c -d"${dur}s" -s bench/login.lua http://127.0.0.1:19999 | tee "$out/login_double_$c.wrk"
 done
