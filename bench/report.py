@@ -18,15 +18,20 @@ def wrk(name):
     return r
 
 
-def buckets(name):
-    """Cumulative bucket counts of the transaction histogram: {le: count}."""
-    b = {}
-    pat = re.compile(r'^atomic_signup_signup_transaction_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$')
+def series(name, metric, label):
+    """{label value: sample} of one labelled metric in a saved /metrics scrape."""
+    pat = re.compile(r'^' + metric + r'\{' + label + r'="([^"]+)"\} (\S+)$')
+    found = {}
     for line in open(os.path.join(out, name)):
         m = pat.match(line.strip())
         if m:
-            b[m.group(1)] = float(m.group(2))
-    return b
+            found[m.group(1)] = float(m.group(2))
+    return found
+
+
+def buckets(name):
+    """Cumulative bucket counts of the transaction histogram: {le: count}."""
+    return series(name, "atomic_signup_signup_transaction_duration_seconds_bucket", "le")
 
 
 def percentile(before, after, q):
@@ -81,13 +86,7 @@ big = wrk("signup_1000.wrk")
 
 
 def outcomes(name):
-    o = {}
-    pat = re.compile(r'^atomic_signup_signup_outcomes_total\{outcome="([^"]+)"\} (\S+)$')
-    for line in open(os.path.join(out, name)):
-        m = pat.match(line.strip())
-        if m:
-            o[m.group(1)] = float(m.group(2))
-    return o
+    return series(name, "atomic_signup_signup_outcomes_total", "outcome")
 
 
 o0, o1 = outcomes("signup_1000.before.prom"), outcomes("signup_1000.after.prom")

@@ -337,9 +337,7 @@ async fn readyz_names_the_dependency_that_failed() {
         (200, Some("not_configured"))
     );
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let port = support::closed_port();
     let gotrue_down = app
         .another_instance(|s| s.gotrue.as_mut().unwrap().url = format!("http://127.0.0.1:{port}"))
         .await;

@@ -175,9 +175,7 @@ async fn malformed_requests_never_reach_gotrue() {
 #[tokio::test]
 async fn gotrue_down_is_502_and_slow_is_504_within_the_timeout() {
     // Down: nothing listens at GOTRUE_URL.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let port = support::closed_port();
     let app = TestApp::spawn_with_gotrue(|s| {
         s.gotrue.as_mut().unwrap().url = format!("http://127.0.0.1:{port}");
     })

@@ -584,9 +584,7 @@ async fn an_unreachable_database_is_503_database_unavailable() {
     let db = support::TestDb::empty().await;
     let app = TestApp::spawn_on(db, |s| {
         // A port where nothing listens.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = closed.local_addr().unwrap().port();
-        drop(closed);
+        let port = support::closed_port();
         s.database.url = atomic_signup::config::DatabaseUrl::from_options(
             sqlx::postgres::PgConnectOptions::new()
                 .host("127.0.0.1")

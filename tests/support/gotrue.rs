@@ -161,16 +161,18 @@ pub async fn null_scan_columns(pool: &PgPool, user_id: Uuid) -> Vec<String> {
         .expect("read auth.users / auth.identities")
 }
 
-/// GoTrue's password-grant user lookup (facts 5.2 step 4): the id it would find for `email`.
+/// `FindUserByEmailAndAudience` (facts 5.2 step 4): the rows of `auth.users` GoTrue's password
+/// grant and `/resend` consider for the email bound as `$1`; they take the first.
+pub const GOTRUE_USER_LOOKUP: &str = "from auth.users \
+     where instance_id = '00000000-0000-0000-0000-000000000000' \
+       and lower(email) = lower($1) and aud = 'authenticated' and is_sso_user = false \
+     limit 1";
+
+/// GoTrue's password-grant user lookup: the id it would find for `email`.
 pub async fn find_user_by_email_and_audience(pool: &PgPool, email: &str) -> Option<Uuid> {
-    sqlx::query_scalar(
-        "select id from auth.users \
-         where instance_id = '00000000-0000-0000-0000-000000000000' \
-           and lower(email) = lower($1) and aud = 'authenticated' and is_sso_user = false \
-         limit 1",
-    )
-    .bind(email)
-    .fetch_optional(pool)
-    .await
-    .expect("gotrue lookup")
+    sqlx::query_scalar(&format!("select id {GOTRUE_USER_LOOKUP}"))
+        .bind(email)
+        .fetch_optional(pool)
+        .await
+        .expect("gotrue lookup")
 }

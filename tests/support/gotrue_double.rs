@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::gotrue::{gotrue_argon2_verifies, null_scan_columns};
+use super::gotrue::{GOTRUE_USER_LOOKUP, gotrue_argon2_verifies, null_scan_columns};
 
 pub const ANON_KEY: &str = "test-anon-key-0123456789";
 
@@ -265,18 +265,15 @@ struct FoundUser {
 
 /// FindUserByEmailAndAudience, then the scan of every NULL-intolerant column.
 async fn find_user(pool: &PgPool, email: &str) -> Result<Option<FoundUser>, ()> {
-    let user: Option<FoundUser> = sqlx::query_as(
+    let user: Option<FoundUser> = sqlx::query_as(&format!(
         "select id, email::text as email, encrypted_password::text as encrypted_password, \
                 coalesce(banned_until > now(), false) as banned, \
                 to_char(email_confirmed_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
                   as email_confirmed_at, \
                 coalesce(confirmation_sent_at > now() - interval '60 seconds', false) \
                   as confirmation_sent_recently \
-         from auth.users \
-         where instance_id = '00000000-0000-0000-0000-000000000000' \
-           and lower(email) = lower($1) and aud = 'authenticated' and is_sso_user = false \
-         limit 1",
-    )
+         {GOTRUE_USER_LOOKUP}"
+    ))
     .bind(email)
     .fetch_optional(pool)
     .await

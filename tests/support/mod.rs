@@ -191,6 +191,12 @@ pub async fn status_json(res: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
+/// A loopback port where nothing listens (for "the dependency is down").
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
 /// Polls `check` every 20 ms until it is true or `timeout` passes; returns its last answer.
 pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
