@@ -29,7 +29,10 @@ pub fn init() {
         builder
             .json()
             .flatten_event(true)
-            .with_span_list(false)
+            // The whole chain of spans, so a line logged inside the signup span still carries the
+            // request span's request_id.
+            .with_current_span(false)
+            .with_span_list(true)
             .try_init()
     } else {
         builder.try_init()

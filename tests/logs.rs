@@ -1,0 +1,164 @@
+//! What the real binary logs: JSON lines with the request id, and never a secret — not the
+//! user's password, its argon2 hash, the tokens, the anon key, nor the database password — even
+//! at debug level.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::gotrue_double::{ANON_KEY, GoTrueDouble};
+use support::{TestDb, closed_port, eventually};
+use tokio::io::AsyncReadExt;
+
+const USER_PASSWORD: &str = "Sup3r-Secret-Passphrase-4711";
+const DB_PASSWORD: &str = "db-Pa55word-Never-Logged-0815";
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs_and_every_request_line_has_its_id() {
+    let db = TestDb::migrated().await;
+    // A login role with a distinctive password, so it can be searched for in the logs.
+    let role = format!("logs_{}", uuid::Uuid::new_v4().simple());
+    sqlx::raw_sql(&format!(
+        "create role {role} login password '{DB_PASSWORD}'; grant atomic_signup_service to {role};"
+    ))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let double = GoTrueDouble::start(db.pool.clone()).await;
+    let port = closed_port();
+    let url = format!(
+        "postgres://{role}:{DB_PASSWORD}@{}:{}/{}",
+        db.options.get_host(),
+        db.options.get_port(),
+        db.name
+    );
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_atomic-signup"))
+        .arg("serve")
+        .env_clear()
+        .env("DATABASE_URL", &url)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("GOTRUE_URL", &double.url)
+        .env("SUPABASE_ANON_KEY", ANON_KEY)
+        .env("ARGON2_MEMORY_KIB", "1024")
+        .env("ARGON2_ITERATIONS", "1")
+        .env("RUST_LOG", "debug")
+        .env("LOG_FORMAT", "json")
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the binary");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let up = || async { client.get(format!("{base}/healthz")).send().await.is_ok() };
+    assert!(
+        eventually(Duration::from_secs(20), up).await,
+        "the service came up"
+    );
+
+    let res = client
+        .post(format!("{base}/api/auth/signup"))
+        .header("x-request-id", "req-signup-1")
+        .json(&json!({"name": "Logan", "email": "logan@example.com", "password": USER_PASSWORD, "role": "Creator"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let mailed = || async { double.mails().len() == 1 };
+    assert!(
+        eventually(Duration::from_secs(10), mailed).await,
+        "outbox ran"
+    );
+    let hash: String = sqlx::query_scalar(
+        "update auth.users set email_confirmed_at = now() returning encrypted_password",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let res = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": "logan@example.com", "password": USER_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let session: Value = res.json().await.unwrap();
+    let wrong = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": "logan@example.com", "password": "Wrong-Secret-Attempt-99"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    let mut logs = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .await
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .await
+        .unwrap();
+
+    assert!(
+        logs.contains("user signed up") && logs.contains("user logged in"),
+        "debug logs captured:\n{logs}"
+    );
+    let access = session["session"]["access_token"].as_str().unwrap();
+    let refresh = session["session"]["refresh_token"].as_str().unwrap();
+    for (what, secret) in [
+        ("the user's password", USER_PASSWORD),
+        ("a wrong password", "Wrong-Secret-Attempt-99"),
+        ("the argon2 hash", hash.as_str()),
+        ("the salt+hash part", hash.rsplit('$').next().unwrap()),
+        ("the access token", access),
+        ("the refresh token", refresh),
+        ("the anon key", ANON_KEY),
+        ("the database password", DB_PASSWORD),
+    ] {
+        assert!(!logs.contains(secret), "{what} appears in the logs");
+    }
+
+    // Every line logged while handling the signup request carries its request id, including the
+    // lines of the nested signup span.
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let request_span = |line: &Value| -> Option<Value> {
+        line["spans"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == "request")
+            .cloned()
+    };
+    let signup_lines: Vec<(&Value, Value)> = lines
+        .iter()
+        .filter_map(|l| request_span(l).map(|s| (l, s)))
+        .filter(|(_, s)| s["path"] == "/api/auth/signup")
+        .collect();
+    assert!(
+        signup_lines.len() >= 2,
+        "request lines found: {signup_lines:?}"
+    );
+    assert!(
+        signup_lines
+            .iter()
+            .any(|(l, _)| l["message"] == "user signed up")
+    );
+    for (line, span) in signup_lines {
+        assert_eq!(span["request_id"], "req-signup-1", "{line}");
+    }
+}
