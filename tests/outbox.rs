@@ -292,6 +292,7 @@ async fn two_replicas_deliver_each_row_exactly_once() {
     expected.sort();
     assert_eq!(mails, expected, "each address mailed exactly once");
     assert_eq!(a.outbox_stats.sent() + b.outbox_stats.sent(), 20);
+    support::assert_invariants(&a.db).await;
 }
 
 #[tokio::test]

@@ -270,6 +270,7 @@ async fn twenty_concurrent_signups_with_one_email_make_exactly_one_user() {
         .count();
     assert_eq!((created, conflicts), (1, 19), "{results:?}");
     assert_eq!(counts(&app.db).await, (1, 1, 1));
+    support::assert_invariants(&app.db).await;
 }
 
 #[tokio::test]

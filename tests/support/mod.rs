@@ -215,6 +215,33 @@ where
     }
 }
 
+/// The invariant checker (tests/invariants.sql): panics naming every count that is not 0.
+pub async fn assert_invariants(db: &TestDb) {
+    let row: (i64, i64, i64, i64, i64) = sqlx::query_as(include_str!("../invariants.sql"))
+        .fetch_one(&db.pool)
+        .await
+        .expect("run tests/invariants.sql");
+    let names = [
+        "users_without_profile",
+        "profiles_without_user",
+        "users_without_identity",
+        "identities_without_user",
+        "outbox_without_user",
+    ];
+    let counts = [row.0, row.1, row.2, row.3, row.4];
+    let broken: Vec<String> = names
+        .iter()
+        .zip(counts)
+        .filter(|(_, n)| *n != 0)
+        .map(|(name, n)| format!("{name} = {n}"))
+        .collect();
+    assert!(
+        broken.is_empty(),
+        "invariants broken: {}",
+        broken.join(", ")
+    );
+}
+
 /// Row counts of the three signup tables.
 pub async fn counts(db: &TestDb) -> (i64, i64, i64) {
     sqlx::query_as(

@@ -1,0 +1,21 @@
+-- The invariant checker: every count must be 0 after any test, whatever was broken on purpose.
+-- "A signup is either fully there or not there at all."
+select
+  -- auth users (as this service writes them: name and role in the user metadata) without profile
+  (select count(*) from auth.users u
+    where u.raw_user_meta_data ? 'name' and u.raw_user_meta_data ? 'role'
+      and not exists (select 1 from public.profiles p where p.id = u.id)) as users_without_profile,
+  -- profiles without an auth user
+  (select count(*) from public.profiles p
+    where not exists (select 1 from auth.users u where u.id = p.id)) as profiles_without_user,
+  -- auth users without their email identity (provider_id = the user id as text)
+  (select count(*) from auth.users u
+    where not exists (select 1 from auth.identities i
+                      where i.user_id = u.id and i.provider = 'email' and i.provider_id = u.id::text))
+    as users_without_identity,
+  -- identities without a user
+  (select count(*) from auth.identities i
+    where not exists (select 1 from auth.users u where u.id = i.user_id)) as identities_without_user,
+  -- outbox rows without a user
+  (select count(*) from atomic_signup.confirmation_outbox o
+    where not exists (select 1 from auth.users u where u.id = o.user_id)) as outbox_without_user
