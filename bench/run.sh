@@ -4,6 +4,8 @@
 #
 #   bench/run.sh            # full run (~3 min after the build); writes BENCHMARKS.md
 #   bench/run.sh --short    # a few seconds per step (CI), writes target/bench/BENCHMARKS.md
+#   PERF=1 bench/run.sh     # also samples the service with `perf record` (cpu-clock) during the
+#                           # last signup step and the login step: target/bench/run/*.perf.txt
 #
 # Needs: Docker (and the local Postgres image: scripts/lib.sh builds it), wrk (apt-get install
 # wrk), python3. Everything runs in release mode on this machine, on loopback only.
@@ -70,6 +72,14 @@ for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18000/readyz >/dev/null && b
 curl -fs http://127.0.0.1:18000/readyz >/dev/null || { cat "$out/service.log"; exit 1; }
 
 metrics() { curl -fs http://127.0.0.1:18000/metrics; }
+# With PERF=1: sample the service for $1 seconds into $out/$2.perf.txt (in the background).
+profile() {
+  [ "${PERF:-}" = 1 ] || return 0
+  command -v perf >/dev/null || apt_install linux-perf
+  ( perf record -q -e cpu-clock -F 499 -g -p "$svc" -o "$out/$2.perf.data" -- sleep "$1" >/dev/null 2>&1
+    perf report -i "$out/$2.perf.data" --stdio --no-children --percent-limit 1.5 \
+      --sort symbol 2>/dev/null | grep -v '^$' | head -n 80 >"$out/$2.perf.txt" ) &
+}
 # CPU accounting (jiffies): where the machine's CPU went during a step. Prints
 # "busy argon2 service postgres double": all busy CPU, the service's hashing threads, the whole
 # service, every postgres process, the GoTrue double (the rest is wrk and the system).
@@ -94,6 +104,7 @@ for c in $levels; do
   metrics >"$out/signup_$c.before.prom"
   statements >"$out/signup_$c.before.stmts"
   cpu >"$out/signup_$c.before.cpu"
+  profile "$dur" "signup_$c"
   BENCH_PREFIX="c$c-$$" wrk -t"$threads" -c"$c" -d"${dur}s" --timeout 30s -s bench/signup.lua \
     http://127.0.0.1:18000/api/auth/signup | tee "$out/signup_$c.wrk"
   metrics >"$out/signup_$c.after.prom"
@@ -124,6 +135,7 @@ kill $seed
 for c in 64 1; do
   threads=2; [ "$c" -lt 2 ] && threads=1
   cpu >"$out/login_$c.before.cpu"
+  [ "$c" = 64 ] && profile "$dur" "login_64"
   LOGIN_USERS=$users wrk -t$threads -c$c -d"${dur}s" -s bench/login.lua http://127.0.0.1:18000 \
     | tee "$out/login_service_$c.wrk"
   cpu >"$out/login_$c.after.cpu"
