@@ -34,6 +34,8 @@ pub struct Settings {
     pub argon2: HashSettings,
     /// Signups that may wait for a hashing thread, per core; beyond that, 503 `overloaded`.
     pub hash_queue_per_core: usize,
+    /// After SIGTERM/SIGINT, how long in-flight requests and the outbox worker may take.
+    pub shutdown_timeout: Duration,
     /// GoTrue, for login and for confirmation emails; `None` when not configured.
     pub gotrue: Option<GoTrueSettings>,
     pub outbox: OutboxSettings,
@@ -114,6 +116,8 @@ fn parse_http_url(name: &'static str, value: &str) -> Result<String, ConfigError
 pub struct DatabaseSettings {
     pub url: DatabaseUrl,
     pub max_connections: u32,
+    /// `statement_timeout` of the service's connections (not of `migrate`'s).
+    pub statement_timeout: Duration,
 }
 
 /// A parsed `DATABASE_URL`. Its `Debug` shows user, host, port and database, never the password.
@@ -176,6 +180,12 @@ impl DatabaseSettings {
             max_connections: parse_or(get, "DATABASE_MAX_CONNECTIONS", 10, |v| {
                 parse_in_range(v, 1, 1000)
             })?,
+            statement_timeout: Duration::from_millis(
+                parse_or(get, "STATEMENT_TIMEOUT_MS", 5000, |v| {
+                    parse_in_range(v, 1, 3_600_000)
+                })?
+                .into(),
+            ),
         })
     }
 
@@ -185,7 +195,10 @@ impl DatabaseSettings {
         PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
-            .connect_lazy_with(self.url.connect_options())
+            .connect_lazy_with(self.url.connect_options().options([(
+                "statement_timeout",
+                format!("{}ms", self.statement_timeout.as_millis()),
+            )]))
     }
 
     /// One connection, for `migrate`.
@@ -251,6 +264,12 @@ impl Settings {
             crate::password::DEFAULT_QUEUE_PER_CORE as u32,
             |v| parse_in_range(v, 1, 100_000),
         )? as usize;
+        let shutdown_timeout = Duration::from_secs(
+            parse_or(get, "SHUTDOWN_TIMEOUT_S", 30, |v| {
+                parse_in_range(v, 1, 3600)
+            })?
+            .into(),
+        );
         let gotrue = GoTrueSettings::from_lookup(get)?;
         let ms =
             |v: &str| parse_in_range(v, 1, 86_400_000).map(|n| Duration::from_millis(n.into()));
@@ -271,6 +290,7 @@ impl Settings {
             conceal_existing_emails,
             argon2,
             hash_queue_per_core,
+            shutdown_timeout,
             gotrue,
             outbox,
         })
@@ -342,6 +362,8 @@ mod tests {
             (19456, 2, 1)
         );
         assert_eq!(s.database.max_connections, 10);
+        assert_eq!(s.database.statement_timeout, Duration::from_secs(5));
+        assert_eq!(s.shutdown_timeout, Duration::from_secs(30));
     }
 
     #[test]

@@ -19,9 +19,6 @@ use crate::routes::{self, AppState};
 use crate::store;
 use crate::telemetry;
 
-/// How long shutdown waits for the outbox worker to finish the delivery under way.
-const WORKER_STOP_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Request bodies larger than this are refused with 413 `payload_too_large`.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
@@ -50,6 +47,7 @@ pub struct Application {
     worker: Option<Worker>,
     outbox_stats: Arc<OutboxStats>,
     hasher: Hasher,
+    shutdown_timeout: Duration,
 }
 
 impl Application {
@@ -108,6 +106,7 @@ impl Application {
             worker,
             outbox_stats,
             hasher,
+            shutdown_timeout: settings.shutdown_timeout,
         })
     }
 
@@ -141,21 +140,38 @@ impl Application {
             .worker
             .map(|w| tokio::spawn(w.run(stop_worker.clone())));
         tracing::info!(addr = ?self.listener.local_addr().ok(), "listening");
-        let served = axum::serve(
+        let signalled = CancellationToken::new();
+        let on_signal = signalled.clone();
+        let serve = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            on_signal.cancel();
+        });
+        // In-flight requests finish (a signup commits or rolls back) within SHUTDOWN_TIMEOUT_S;
+        // after that the process stops waiting for them.
+        let timeout = self.shutdown_timeout;
+        let deadline = async {
+            signalled.cancelled().await;
+            tokio::time::sleep(timeout).await;
+        };
+        let served = tokio::select! {
+            served = std::future::IntoFuture::into_future(serve) => served,
+            () = deadline => {
+                tracing::warn!(?timeout, "in-flight requests did not finish in time; stopping anyway");
+                Ok(())
+            }
+        };
         stop_worker.cancel();
         if let Some(handle) = worker
-            && tokio::time::timeout(WORKER_STOP_TIMEOUT, handle)
-                .await
-                .is_err()
+            && tokio::time::timeout(timeout, handle).await.is_err()
         {
             tracing::warn!("the outbox worker did not stop in time");
         }
+        tracing::info!("stopped");
         served
     }
 }

@@ -103,3 +103,99 @@ async fn a_thousand_concurrent_signups_get_only_201_or_503_overloaded() {
     assert_eq!((users, identities, profiles), (created, created, created));
     assert_invariants(&app.db).await;
 }
+
+#[tokio::test]
+async fn a_statement_over_statement_timeout_is_503_and_writes_nothing() {
+    let app =
+        TestApp::spawn_with(|s| s.database.statement_timeout = Duration::from_millis(200)).await;
+    // A slow profile insert (a stand-in for a stuck database) inside the signup statement.
+    sqlx::raw_sql(
+        "create function public.test_only_slow() returns trigger language plpgsql as $$
+         begin perform pg_sleep(2); return new; end $$;
+         create trigger test_only_slow before insert on public.profiles
+           for each row execute function public.test_only_slow();",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (status, body) = support::status_json(
+        app.signup(&signup_body("Slow", "slow@example.com", "Creator"))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("database_unavailable")),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "cancelled by statement_timeout, not waited out"
+    );
+    assert_eq!(support::counts(&app.db).await, (0, 0, 0));
+    assert_invariants(&app.db).await;
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_signup_commit_then_exits() {
+    let db = support::TestDb::migrated().await;
+    let port = support::closed_port();
+    let url = format!(
+        "postgres://postgres:postgres@{}:{}/{}",
+        db.options.get_host(),
+        db.options.get_port(),
+        db.name
+    );
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_atomic-signup"))
+        .arg("serve")
+        .env("DATABASE_URL", &url)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        // A slow hash, so the signup is surely in flight when SIGTERM arrives.
+        .env("ARGON2_MEMORY_KIB", "262144")
+        .env("ARGON2_ITERATIONS", "4")
+        .env("SHUTDOWN_TIMEOUT_S", "20")
+        .env("LOG_FORMAT", "json")
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let up = || async { client.get(format!("{base}/healthz")).send().await.is_ok() };
+    assert!(support::eventually(Duration::from_secs(20), up).await);
+
+    let request = {
+        let client = client.clone();
+        let url = format!("{base}/api/auth/signup");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&signup_body("Term", "term@example.com", "Creator"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let pid = child.id().expect("running") as libc::pid_t;
+    // SAFETY: sending SIGTERM to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+
+    assert_eq!(
+        request
+            .await
+            .unwrap()
+            .expect("an answer, not a dropped connection"),
+        201
+    );
+    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits within SHUTDOWN_TIMEOUT_S")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(support::counts(&db).await, (1, 1, 1));
+    assert_invariants(&db).await;
+}

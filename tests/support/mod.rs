@@ -61,6 +61,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
         database: DatabaseSettings {
             url: DatabaseUrl::from_options(db.options.clone()),
             max_connections: 10,
+            statement_timeout: Duration::from_secs(5),
         },
         bind_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         signup_roles: RoleSet::default(),
@@ -68,6 +69,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
         conceal_existing_emails: false,
         argon2: TEST_HASH,
         hash_queue_per_core: atomic_signup::password::DEFAULT_QUEUE_PER_CORE,
+        shutdown_timeout: Duration::from_secs(5),
         gotrue: None,
         outbox: OutboxSettings::default(),
     }
