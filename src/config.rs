@@ -36,6 +36,11 @@ pub struct Settings {
     pub hash_queue_per_core: usize,
     /// After SIGTERM/SIGINT, how long in-flight requests and the outbox worker may take.
     pub shutdown_timeout: Duration,
+    /// Requests per minute per client IP (0 = no limit).
+    pub rate_limit_signup_per_minute: u32,
+    pub rate_limit_login_per_minute: u32,
+    /// Take the client IP from `X-Forwarded-For` (behind a trusted proxy only).
+    pub trust_forwarded_for: bool,
     /// GoTrue, for login and for confirmation emails; `None` when not configured.
     pub gotrue: Option<GoTrueSettings>,
     pub outbox: OutboxSettings,
@@ -270,6 +275,12 @@ impl Settings {
             })?
             .into(),
         );
+        let per_minute = |v: &str| parse_in_range(v, 0, 60_000);
+        let rate_limit_signup_per_minute =
+            parse_or(get, "RATE_LIMIT_SIGNUP_PER_MINUTE", 20, per_minute)?;
+        let rate_limit_login_per_minute =
+            parse_or(get, "RATE_LIMIT_LOGIN_PER_MINUTE", 60, per_minute)?;
+        let trust_forwarded_for = parse_or(get, "TRUST_FORWARDED_FOR", false, parse_bool)?;
         let gotrue = GoTrueSettings::from_lookup(get)?;
         let ms =
             |v: &str| parse_in_range(v, 1, 86_400_000).map(|n| Duration::from_millis(n.into()));
@@ -291,6 +302,9 @@ impl Settings {
             argon2,
             hash_queue_per_core,
             shutdown_timeout,
+            rate_limit_signup_per_minute,
+            rate_limit_login_per_minute,
+            trust_forwarded_for,
             gotrue,
             outbox,
         })
@@ -364,6 +378,14 @@ mod tests {
         assert_eq!(s.database.max_connections, 10);
         assert_eq!(s.database.statement_timeout, Duration::from_secs(5));
         assert_eq!(s.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(
+            (
+                s.rate_limit_signup_per_minute,
+                s.rate_limit_login_per_minute,
+                s.trust_forwarded_for
+            ),
+            (20, 60, false)
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub enum ApiError {
     EmailNotConfirmed,
     #[error("This account is banned")]
     UserBanned,
-    #[error("Too many login attempts; try again later")]
+    #[error("Too many requests; try again later")]
     RateLimited { retry_after: Option<HeaderValue> },
     /// GoTrue unreachable, failing or answering nonsense; the detail is logged, never sent.
     #[error("the authentication service is unavailable: {0}")]

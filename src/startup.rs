@@ -93,6 +93,13 @@ impl Application {
             gotrue,
             outbox_wake,
             metrics: crate::observe::install(),
+            client_ip: routes::ClientIp {
+                trust_forwarded_for: settings.trust_forwarded_for,
+            },
+        };
+        let limits = routes::RateLimits {
+            signup_per_minute: settings.rate_limit_signup_per_minute,
+            login_per_minute: settings.rate_limit_login_per_minute,
         };
         let listener = TcpListener::bind(settings.bind_addr)
             .await
@@ -102,7 +109,7 @@ impl Application {
             })?;
         Ok(Self {
             listener,
-            router: app_router(state),
+            router: app_router(state, limits),
             worker,
             outbox_stats,
             hasher,
@@ -198,8 +205,8 @@ async fn check_database(pool: &sqlx::PgPool) -> Result<(), StartupError> {
 }
 
 /// The full router: routes plus body limit, request ids, tracing and panic handling.
-pub fn app_router(state: AppState) -> Router {
-    telemetry::layer(routes::router(state).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
+pub fn app_router(state: AppState, limits: routes::RateLimits) -> Router {
+    telemetry::layer(routes::router(state, limits).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
 }
 
 async fn shutdown_signal() {

@@ -199,3 +199,108 @@ async fn sigterm_lets_an_in_flight_signup_commit_then_exits() {
     assert_eq!(support::counts(&db).await, (1, 1, 1));
     assert_invariants(&db).await;
 }
+
+#[tokio::test]
+async fn rate_limits_per_client_ip_answer_429_with_retry_after() {
+    let app = TestApp::spawn_with_gotrue(|s| {
+        s.rate_limit_signup_per_minute = 3;
+        s.rate_limit_login_per_minute = 2;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        statuses.push(
+            app.signup(&signup_body(
+                "Rate",
+                &format!("rate{i}@example.com"),
+                "Creator",
+            ))
+            .await,
+        );
+    }
+    let last = statuses.pop().unwrap();
+    assert!(statuses.iter().all(|r| r.status() == 201));
+    assert_eq!(last.status(), 429);
+    let retry_after: u64 = last.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let (_, body) = support::status_json(last).await;
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(
+        support::counts(&app.db).await,
+        (3, 3, 3),
+        "the limited request wrote nothing"
+    );
+
+    // Login has its own bucket.
+    assert_eq!(app.login("rate0@example.com", "x").await.status(), 401);
+    assert_eq!(app.login("rate0@example.com", "x").await.status(), 401);
+    assert_eq!(app.login("rate0@example.com", "x").await.status(), 429);
+    // X-Forwarded-For is ignored unless trusted: a forged header does not buy a new bucket.
+    let forged = app
+        .client
+        .post(format!("{}/api/auth/signup", app.address))
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&signup_body("Rate", "forged@example.com", "Creator"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 429);
+    assert_invariants(&app.db).await;
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_ip_is_the_client() {
+    let app = TestApp::spawn_with_gotrue(|s| {
+        s.rate_limit_signup_per_minute = 1;
+        s.trust_forwarded_for = true;
+    })
+    .await;
+    let signup_from = |ip: &'static str, email: &'static str| {
+        app.client
+            .post(format!("{}/api/auth/signup", app.address))
+            .header("x-forwarded-for", format!("198.51.100.7, {ip}"))
+            .json(&signup_body("Proxy", email, "Creator"))
+            .send()
+    };
+    assert_eq!(
+        signup_from("192.0.2.1", "p1@example.com")
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(
+        signup_from("192.0.2.1", "p2@example.com")
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
+    assert_eq!(
+        signup_from("192.0.2.2", "p3@example.com")
+            .await
+            .unwrap()
+            .status(),
+        201,
+        "another client, another bucket"
+    );
+
+    // Login forwards that client IP to GoTrue.
+    app.client
+        .post(format!("{}/api/auth/login", app.address))
+        .header("x-forwarded-for", "192.0.2.44")
+        .json(&serde_json::json!({"email": "p1@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    let call = app
+        .double()
+        .calls_to(support::gotrue_double::Endpoint::Token)
+        .pop()
+        .unwrap();
+    assert_eq!(call.forwarded_for.as_deref(), Some("192.0.2.44"));
+}

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -65,7 +66,7 @@ pub struct UserBody {
         (status = 413, description = "`payload_too_large`", body = ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = ErrorResponse),
         (status = 422, description = "`validation_failed`: malformed email or empty password", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`: GoTrue's Retry-After is passed on", body = ErrorResponse,
+        (status = 429, description = "`rate_limited`: over RATE_LIMIT_LOGIN_PER_MINUTE, or GoTrue's own limit (its Retry-After is passed on)", body = ErrorResponse,
             headers(("Retry-After" = String, description = "seconds, from GoTrue"))),
         (status = 500, description = "`internal`", body = ErrorResponse),
         (status = 502, description = "`auth_unavailable`: GoTrue unreachable or failing", body = ErrorResponse),
@@ -76,6 +77,7 @@ pub struct UserBody {
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: JsonObject,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let mut errors = ValidationErrors::default();
@@ -89,7 +91,7 @@ pub async fn login(
         gotrue.password_grant(
             credentials.email.as_str(),
             credentials.expose_password(),
-            Some(peer.ip()),
+            state.client_ip.resolve(&headers, Some(peer)),
         ),
         find_profile_by_email(&state.pool, credentials.email.as_str()),
     );

@@ -1,7 +1,8 @@
 //! HTTP: one file per endpoint. Each extracts the request, calls the domain and the store, and
 //! answers; errors go through [`crate::error::ApiError`].
 
-pub mod health;
+pub mod client_ip;
+mod health;
 mod json;
 pub mod login;
 pub mod openapi;
@@ -9,12 +10,19 @@ pub mod signup;
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use axum::Router;
+use axum::http::HeaderValue;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::response::IntoResponse;
+use axum::routing::{MethodRouter, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::sync::Notify;
+use tower_governor::GovernorError;
+use tower_governor::GovernorLayer;
+use tower_governor::governor::GovernorConfigBuilder;
 
 use crate::domain::RoleSet;
 use crate::error::ApiError;
@@ -22,6 +30,7 @@ use crate::gotrue::GoTrueClient;
 use crate::observe;
 use crate::password::Hasher;
 
+pub use client_ip::ClientIp;
 pub use json::JsonObject;
 
 /// What every handler may use. Cheap to clone (pool, hasher and role set are shared).
@@ -37,12 +46,28 @@ pub struct AppState {
     /// Wakes the outbox worker after a signup that queued a confirmation email.
     pub outbox_wake: Arc<Notify>,
     pub metrics: PrometheusHandle,
+    /// How the client's IP is found (socket, or X-Forwarded-For behind a trusted proxy).
+    pub client_ip: ClientIp,
 }
 
-pub fn router(state: AppState) -> Router {
+/// Per-client-IP request limits of the auth routes (0 = none).
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    pub signup_per_minute: u32,
+    pub login_per_minute: u32,
+}
+
+pub fn router(state: AppState, limits: RateLimits) -> Router {
+    let client_ip = state.client_ip;
     Router::new()
-        .route("/api/auth/signup", post(signup::signup))
-        .route("/api/auth/login", post(login::login))
+        .route(
+            "/api/auth/signup",
+            rate_limited(post(signup::signup), limits.signup_per_minute, client_ip),
+        )
+        .route(
+            "/api/auth/login",
+            rate_limited(post(login::login), limits.login_per_minute, client_ip),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -51,4 +76,37 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(observe::track_requests))
         .with_state(state)
+}
+
+/// `per_minute` requests per client IP (a burst of that many, then one more every 60/n s); over
+/// it, 429 `rate_limited` with `Retry-After`.
+fn rate_limited(
+    route: MethodRouter<AppState>,
+    per_minute: u32,
+    client_ip: ClientIp,
+) -> MethodRouter<AppState> {
+    if per_minute == 0 {
+        return route;
+    }
+    let config = GovernorConfigBuilder::default()
+        .key_extractor(client_ip)
+        .period(Duration::from_millis(
+            (60_000 / u64::from(per_minute)).max(1),
+        ))
+        .burst_size(per_minute)
+        .finish();
+    let Some(config) = config else {
+        // Unreachable: period and burst are both at least 1.
+        tracing::error!(per_minute, "invalid rate limit; route left unlimited");
+        return route;
+    };
+    route.layer(GovernorLayer::new(config).error_handler(|err| {
+        match err {
+            GovernorError::TooManyRequests { wait_time, .. } => ApiError::RateLimited {
+                retry_after: Some(HeaderValue::from(wait_time.max(1))),
+            }
+            .into_response(),
+            other => ApiError::Internal(format!("rate limiter: {other}")).into_response(),
+        }
+    }))
 }

@@ -64,6 +64,8 @@ pub struct SignupResponse {
         (status = 413, description = "`payload_too_large`: body over 16 KiB", body = ErrorResponse),
         (status = 415, description = "`unsupported_media_type`: not application/json", body = ErrorResponse),
         (status = 422, description = "`validation_failed`, one entry per bad field", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`: over RATE_LIMIT_SIGNUP_PER_MINUTE for this client IP", body = ErrorResponse,
+            headers(("Retry-After" = String, description = "seconds"))),
         (status = 500, description = "`internal`", body = ErrorResponse),
         (status = 503, description = "`overloaded` (hash queue full; `Retry-After: 1`) or `database_unavailable`", body = ErrorResponse,
             headers(("Retry-After" = String, description = "with overloaded: seconds to wait"))),

@@ -70,6 +70,10 @@ pub fn test_settings(db: &TestDb) -> Settings {
         argon2: TEST_HASH,
         hash_queue_per_core: atomic_signup::password::DEFAULT_QUEUE_PER_CORE,
         shutdown_timeout: Duration::from_secs(5),
+        // Tests that are not about rate limits switch them off.
+        rate_limit_signup_per_minute: 0,
+        rate_limit_login_per_minute: 0,
+        trust_forwarded_for: false,
         gotrue: None,
         outbox: OutboxSettings::default(),
     }
