@@ -11,14 +11,7 @@ use support::gotrue_double::{Endpoint, Fault};
 use support::{TestApp, signup_body, status_json};
 
 async fn openapi(app: &TestApp) -> Value {
-    let (status, doc) = status_json(
-        app.client
-            .get(format!("{}/openapi.json", app.address))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, doc) = app.get_json("/openapi.json").await;
     assert_eq!(status, 200);
     doc
 }
@@ -309,13 +302,8 @@ async fn metrics_are_scraped_and_parsed() {
 #[tokio::test]
 async fn readyz_names_the_dependency_that_failed() {
     let app = TestApp::spawn_with_gotrue(|_| {}).await;
-    let get = |path: &'static str| {
-        let client = app.client.clone();
-        let url = format!("{}{path}", app.address);
-        async move { status_json(client.get(url).send().await.unwrap()).await }
-    };
     assert_eq!(
-        get("/readyz").await,
+        app.get_json("/readyz").await,
         (
             200,
             json!({"status": "ready", "checks": {"database": "ok", "gotrue": "ok"}})
@@ -323,15 +311,7 @@ async fn readyz_names_the_dependency_that_failed() {
     );
 
     let no_gotrue = TestApp::spawn_on(app.db.clone(), |_| {}).await;
-    let (status, body) = status_json(
-        no_gotrue
-            .client
-            .get(format!("{}/readyz", no_gotrue.address))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = no_gotrue.get_json("/readyz").await;
     assert_eq!(
         (status, body["checks"]["gotrue"].as_str()),
         (200, Some("not_configured"))
@@ -341,15 +321,7 @@ async fn readyz_names_the_dependency_that_failed() {
     let gotrue_down = app
         .another_instance(|s| s.gotrue.as_mut().unwrap().url = format!("http://127.0.0.1:{port}"))
         .await;
-    let (status, body) = status_json(
-        gotrue_down
-            .client
-            .get(format!("{}/readyz", gotrue_down.address))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = gotrue_down.get_json("/readyz").await;
     assert_eq!(
         (status, body),
         (
@@ -369,15 +341,7 @@ async fn readyz_names_the_dependency_that_failed() {
         })
         .await;
     let started = std::time::Instant::now();
-    let (status, body) = status_json(
-        db_down
-            .client
-            .get(format!("{}/readyz", db_down.address))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = db_down.get_json("/readyz").await;
     assert_eq!(
         (status, body["checks"]["database"].as_str()),
         (503, Some("unavailable"))
@@ -387,5 +351,8 @@ async fn readyz_names_the_dependency_that_failed() {
         "within the 1 s budget (+ slack): {:?}",
         started.elapsed()
     );
-    assert_eq!(get("/healthz").await, (200, json!({"status": "ok"})));
+    assert_eq!(
+        app.get_json("/healthz").await,
+        (200, json!({"status": "ok"}))
+    );
 }

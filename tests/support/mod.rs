@@ -166,6 +166,17 @@ impl TestApp {
             .expect("send signup")
     }
 
+    /// GET `path`: status and JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let res = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("send GET");
+        status_json(res).await
+    }
+
     /// A POST with a body and content type of the test's choosing.
     pub async fn post_raw(
         &self,
