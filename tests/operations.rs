@@ -100,6 +100,15 @@ async fn the_service_works_with_only_the_least_privilege_role() {
     limited.stop().await;
 }
 
+/// The message with which the service refuses to start on `db`.
+async fn refused(db: &TestDb) -> String {
+    Application::build(test_settings(db))
+        .await
+        .err()
+        .expect("startup refused")
+        .to_string()
+}
+
 #[tokio::test]
 async fn startup_refuses_a_database_without_the_migrations() {
     let db = TestDb::with_fixture().await;
@@ -124,11 +133,7 @@ async fn startup_refuses_a_database_without_the_migrations() {
         .execute(&db.pool)
         .await
         .unwrap();
-    let message = Application::build(test_settings(&db))
-        .await
-        .err()
-        .expect("refused")
-        .to_string();
+    let message = refused(&db).await;
     assert!(
         message.contains("columns of auth.identities: last_sign_in_at"),
         "{message}"
@@ -144,11 +149,7 @@ async fn startup_names_an_unapplied_migration() {
     .execute(&db.pool)
     .await
     .unwrap();
-    let message = Application::build(test_settings(&db))
-        .await
-        .err()
-        .expect("refused")
-        .to_string();
+    let message = refused(&db).await;
     assert!(message.contains("migration 2026112400000"), "{message}");
 }
 

@@ -153,7 +153,8 @@ impl DoubleState {
         Some(faults.remove(i).1)
     }
 
-    fn record(&self, endpoint: Endpoint, headers: &HeaderMap, email: Option<String>, status: u16) {
+    /// Records a call: the request's `email` field, the headers we check, the status answered.
+    fn record(&self, endpoint: Endpoint, headers: &HeaderMap, fields: &Value, status: u16) {
         let header = |name: &str| {
             headers
                 .get(name)
@@ -162,7 +163,10 @@ impl DoubleState {
         };
         self.calls.lock().unwrap().push(Call {
             endpoint,
-            email,
+            email: fields
+                .get("email")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             forwarded_for: header("x-forwarded-for"),
             api_version: header("x-supabase-api-version"),
             apikey_ok: header("apikey").as_deref() == Some(ANON_KEY),
@@ -311,12 +315,13 @@ async fn token(
     body: Bytes,
 ) -> Response {
     let fields = body_fields(&body);
-    let email = fields
-        .get("email")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
     let response = token_answer(&state, &uri, &headers, &fields).await;
-    state.record(Endpoint::Token, &headers, email, response.status().as_u16());
+    state.record(
+        Endpoint::Token,
+        &headers,
+        &fields,
+        response.status().as_u16(),
+    );
     response
 }
 
@@ -405,15 +410,11 @@ async fn resend(
     body: Bytes,
 ) -> Response {
     let fields = body_fields(&body);
-    let email = fields
-        .get("email")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
     let response = resend_answer(&state, &headers, &fields).await;
     state.record(
         Endpoint::Resend,
         &headers,
-        email,
+        &fields,
         response.status().as_u16(),
     );
     response
