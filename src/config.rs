@@ -36,6 +36,8 @@ pub struct Settings {
     pub hash_queue_per_core: usize,
     /// After SIGTERM/SIGINT, how long in-flight requests and the outbox worker may take.
     pub shutdown_timeout: Duration,
+    /// A request still unanswered after this gets 503 `request_timeout`.
+    pub request_timeout: Duration,
     /// Requests per minute per client IP (0 = no limit).
     pub rate_limit_signup_per_minute: u32,
     pub rate_limit_login_per_minute: u32,
@@ -123,6 +125,8 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// `statement_timeout` of the service's connections (not of `migrate`'s).
     pub statement_timeout: Duration,
+    /// How long a request waits for a pooled connection before answering 503.
+    pub acquire_timeout: Duration,
 }
 
 /// A parsed `DATABASE_URL`. Its `Debug` shows user, host, port and database, never the password.
@@ -168,9 +172,6 @@ impl DatabaseUrl {
     }
 }
 
-/// How long a request waits for a pooled connection before answering 503.
-pub const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
-
 impl DatabaseSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(&env_lookup)
@@ -191,6 +192,12 @@ impl DatabaseSettings {
                 })?
                 .into(),
             ),
+            acquire_timeout: Duration::from_millis(
+                parse_or(get, "DATABASE_ACQUIRE_TIMEOUT_MS", 2000, |v| {
+                    parse_in_range(v, 1, 3_600_000)
+                })?
+                .into(),
+            ),
         })
     }
 
@@ -199,7 +206,7 @@ impl DatabaseSettings {
     pub fn pool(&self) -> PgPool {
         PgPoolOptions::new()
             .max_connections(self.max_connections)
-            .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+            .acquire_timeout(self.acquire_timeout)
             .connect_lazy_with(self.url.connect_options().options([(
                 "statement_timeout",
                 format!("{}ms", self.statement_timeout.as_millis()),
@@ -275,6 +282,9 @@ impl Settings {
             })?
             .into(),
         );
+        let request_timeout = Duration::from_secs(
+            parse_or(get, "REQUEST_TIMEOUT_S", 15, |v| parse_in_range(v, 1, 3600))?.into(),
+        );
         let per_minute = |v: &str| parse_in_range(v, 0, 60_000);
         let rate_limit_signup_per_minute =
             parse_or(get, "RATE_LIMIT_SIGNUP_PER_MINUTE", 20, per_minute)?;
@@ -302,6 +312,7 @@ impl Settings {
             argon2,
             hash_queue_per_core,
             shutdown_timeout,
+            request_timeout,
             rate_limit_signup_per_minute,
             rate_limit_login_per_minute,
             trust_forwarded_for,
@@ -378,6 +389,8 @@ mod tests {
         assert_eq!(s.database.max_connections, 10);
         assert_eq!(s.database.statement_timeout, Duration::from_secs(5));
         assert_eq!(s.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(s.request_timeout, Duration::from_secs(15));
+        assert_eq!(s.database.acquire_timeout, Duration::from_secs(2));
         assert_eq!(
             (
                 s.rate_limit_signup_per_minute,

@@ -50,6 +50,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the service is at capacity; retry in a moment")]
     Overloaded,
+    #[error("the request took too long and was cut off; retry in a moment")]
+    RequestTimeout,
     /// The detail is logged, never sent.
     #[error("the database is unavailable: {0}")]
     DatabaseUnavailable(String),
@@ -71,7 +73,7 @@ pub struct ErrorBody {
     /// Stable error code: invalid_json, unsupported_media_type, payload_too_large,
     /// validation_failed, email_taken, invalid_credentials, email_not_confirmed, user_banned,
     /// rate_limited, auth_unavailable, auth_timeout, login_not_configured, not_found,
-    /// method_not_allowed, overloaded, database_unavailable, internal.
+    /// method_not_allowed, overloaded, request_timeout, database_unavailable, internal.
     pub code: &'static str,
     /// Human-readable; may change. Never contains internal detail.
     pub message: String,
@@ -96,7 +98,9 @@ impl ApiError {
             Self::LoginNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::DatabaseUnavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DatabaseUnavailable(_) | Self::Overloaded | Self::RequestTimeout => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -120,6 +124,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::DatabaseUnavailable(_) => "database_unavailable",
             Self::Overloaded => "overloaded",
+            Self::RequestTimeout => "request_timeout",
             Self::Internal(_) => "internal",
         }
     }
@@ -148,7 +153,7 @@ impl IntoResponse for ApiError {
             Self::DatabaseUnavailable(detail) | Self::AuthUnavailable(detail) => {
                 tracing::warn!(code = self.code(), %detail, "request failed")
             }
-            Self::AuthTimeout | Self::LoginNotConfigured => {
+            Self::AuthTimeout | Self::LoginNotConfigured | Self::RequestTimeout => {
                 tracing::warn!(code = self.code(), "request failed")
             }
             _ => tracing::info!(code = self.code(), "request rejected"),
@@ -173,7 +178,7 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, value.clone());
             }
-            Self::Overloaded => {
+            Self::Overloaded | Self::RequestTimeout => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

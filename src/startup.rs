@@ -97,9 +97,10 @@ impl Application {
                 trust_forwarded_for: settings.trust_forwarded_for,
             },
         };
-        let limits = routes::RateLimits {
+        let limits = routes::Limits {
             signup_per_minute: settings.rate_limit_signup_per_minute,
             login_per_minute: settings.rate_limit_login_per_minute,
+            request_timeout: settings.request_timeout,
         };
         let listener = TcpListener::bind(settings.bind_addr)
             .await
@@ -205,7 +206,7 @@ async fn check_database(pool: &sqlx::PgPool) -> Result<(), StartupError> {
 }
 
 /// The full router: routes plus body limit, request ids, tracing and panic handling.
-pub fn app_router(state: AppState, limits: routes::RateLimits) -> Router {
+pub fn app_router(state: AppState, limits: routes::Limits) -> Router {
     telemetry::layer(routes::router(state, limits).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
 }
 

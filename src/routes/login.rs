@@ -70,7 +70,7 @@ pub struct UserBody {
             headers(("Retry-After" = String, description = "seconds, from GoTrue"))),
         (status = 500, description = "`internal`", body = ErrorResponse),
         (status = 502, description = "`auth_unavailable`: GoTrue unreachable or failing", body = ErrorResponse),
-        (status = 503, description = "`login_not_configured` or `database_unavailable`", body = ErrorResponse),
+        (status = 503, description = "`login_not_configured`, `database_unavailable` or `request_timeout` (REQUEST_TIMEOUT_S passed)", body = ErrorResponse),
         (status = 504, description = "`auth_timeout`", body = ErrorResponse),
     ))]
 #[tracing::instrument(name = "login", skip_all, fields(user_id = tracing::field::Empty))]

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 use tower_governor::GovernorError;
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::domain::RoleSet;
 use crate::error::ApiError;
@@ -50,14 +51,15 @@ pub struct AppState {
     pub client_ip: ClientIp,
 }
 
-/// Per-client-IP request limits of the auth routes (0 = none).
+/// Per-client-IP request limits of the auth routes (0 = none), and the whole-request timeout.
 #[derive(Debug, Clone, Copy)]
-pub struct RateLimits {
+pub struct Limits {
     pub signup_per_minute: u32,
     pub login_per_minute: u32,
+    pub request_timeout: Duration,
 }
 
-pub fn router(state: AppState, limits: RateLimits) -> Router {
+pub fn router(state: AppState, limits: Limits) -> Router {
     let client_ip = state.client_ip;
     Router::new()
         .route(
@@ -74,8 +76,24 @@ pub fn router(state: AppState, limits: RateLimits) -> Router {
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // tower-http's timeout answers a bare 408, a status no handler uses; it is turned into
+        // the JSON 503 `request_timeout` right outside it.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(middleware::map_response(request_timeout_answer))
         .layer(middleware::from_fn(observe::track_requests))
         .with_state(state)
+}
+
+/// The answer of a request cut off by the whole-request timeout (see [`router`]).
+async fn request_timeout_answer(response: Response) -> Response {
+    if response.status() == StatusCode::REQUEST_TIMEOUT {
+        ApiError::RequestTimeout.into_response()
+    } else {
+        response
+    }
 }
 
 /// `per_minute` requests per client IP (a burst of that many, then one more every 60/n s); over

@@ -67,8 +67,8 @@ pub struct SignupResponse {
         (status = 429, description = "`rate_limited`: over RATE_LIMIT_SIGNUP_PER_MINUTE for this client IP", body = ErrorResponse,
             headers(("Retry-After" = String, description = "seconds"))),
         (status = 500, description = "`internal`", body = ErrorResponse),
-        (status = 503, description = "`overloaded` (hash queue full; `Retry-After: 1`) or `database_unavailable`", body = ErrorResponse,
-            headers(("Retry-After" = String, description = "with overloaded: seconds to wait"))),
+        (status = 503, description = "`overloaded` (hash queue full) or `request_timeout` (REQUEST_TIMEOUT_S passed; the signup may still commit), both with `Retry-After: 1`; or `database_unavailable`", body = ErrorResponse,
+            headers(("Retry-After" = String, description = "seconds to wait"))),
     ))]
 #[tracing::instrument(name = "signup", skip_all, fields(user_id = tracing::field::Empty))]
 pub async fn signup(

@@ -62,6 +62,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
             url: DatabaseUrl::from_options(db.options.clone()),
             max_connections: 10,
             statement_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(2),
         },
         bind_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         signup_roles: RoleSet::default(),
@@ -70,6 +71,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
         argon2: TEST_HASH,
         hash_queue_per_core: atomic_signup::password::DEFAULT_QUEUE_PER_CORE,
         shutdown_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(15),
         // Tests that are not about rate limits switch them off.
         rate_limit_signup_per_minute: 0,
         rate_limit_login_per_minute: 0,

@@ -1,6 +1,7 @@
 //! Faults and load (growing; see the "Hold up under faults" issue): every test ends with the
 //! invariant checker (tests/invariants.sql) at zero.
 
+#[path = "../support/mod.rs"]
 mod support;
 
 use std::time::Duration;
@@ -303,4 +304,51 @@ async fn behind_a_trusted_proxy_the_forwarded_ip_is_the_client() {
         .pop()
         .unwrap();
     assert_eq!(call.forwarded_for.as_deref(), Some("192.0.2.44"));
+}
+
+#[tokio::test]
+async fn a_request_over_request_timeout_is_503_request_timeout_at_once() {
+    let app = TestApp::spawn_with(|s| {
+        s.database.statement_timeout = Duration::from_secs(30);
+        s.request_timeout = Duration::from_secs(1);
+    })
+    .await;
+    // The statement is slower than the request timeout (and well within statement_timeout).
+    sqlx::raw_sql(
+        "create function public.test_only_slow() returns trigger language plpgsql as $$
+         begin perform pg_sleep(3); return new; end $$;
+         create trigger test_only_slow before insert on public.profiles
+           for each row execute function public.test_only_slow();",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let res = app
+        .signup(&signup_body("Slow", "slow@example.com", "Creator"))
+        .await;
+    assert_eq!(
+        res.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let (status, body) = support::status_json(res).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("request_timeout")),
+        "{body}"
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_millis(2500),
+        "answered after {elapsed:?}"
+    );
+    // The statement the server was already running may still commit (that is why a retry should
+    // carry the same Idempotency-Key); either way the signup is whole or absent.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (users, identities, profiles) = support::counts(&app.db).await;
+    assert!(
+        users == identities && identities == profiles && users <= 1,
+        "{users} users, {identities} identities, {profiles} profiles"
+    );
+    assert_invariants(&app.db).await;
 }
