@@ -63,6 +63,7 @@ dbl=$!
 pids+=($dbl)
 export BIND_ADDR=127.0.0.1:18000 GOTRUE_URL=http://127.0.0.1:19999 \
   SUPABASE_ANON_KEY=test-anon-key-0123456789 REQUIRE_EMAIL_CONFIRMATION=false \
+  IDEMPOTENCY_SECRET="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" \
   OUTBOX_POLL_INTERVAL_MS=3600000 LOG_FORMAT=json RUST_LOG=warn \
   RATE_LIMIT_SIGNUP_PER_MINUTE=0 RATE_LIMIT_LOGIN_PER_MINUTE=0 \
   HASH_QUEUE_PER_CORE=512 # room for all 1,000 concurrent signups: memory with a full queue

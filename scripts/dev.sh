@@ -27,5 +27,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   export DATABASE_URL="postgres://postgres:postgres@127.0.0.1:$port/postgres"
 fi
 
+# One local instance: a made-up secret will do (replicas must share theirs).
+export IDEMPOTENCY_SECRET="${IDEMPOTENCY_SECRET:-$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')}"
 cargo run --release -- migrate
 exec cargo run --release -- serve

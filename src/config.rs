@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use crate::domain::RoleSet;
+use crate::domain::{FingerprintSecret, RoleSet};
 use crate::outbox::OutboxSettings;
 use crate::password::HashSettings;
 
@@ -45,7 +45,38 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// GoTrue, for login and for confirmation emails; `None` when not configured.
     pub gotrue: Option<GoTrueSettings>,
+    pub idempotency: IdempotencySettings,
     pub outbox: OutboxSettings,
+}
+
+/// Idempotency-Key on signup.
+#[derive(Debug, Clone)]
+pub struct IdempotencySettings {
+    /// Keys the request fingerprints; the same on every replica (IDEMPOTENCY_SECRET).
+    pub secret: FingerprintSecret,
+    /// How often expired keys (older than 24 h) are deleted.
+    pub purge_interval: Duration,
+}
+
+impl IdempotencySettings {
+    fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let name = "IDEMPOTENCY_SECRET";
+        let raw = get(name)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(ConfigError::Missing { name })?;
+        let secret = FingerprintSecret::parse(raw.trim())
+            .map_err(|reason| ConfigError::Invalid { name, reason })?;
+        let purge_interval = Duration::from_secs(
+            parse_or(get, "IDEMPOTENCY_PURGE_INTERVAL_S", 3600, |v| {
+                parse_in_range(v, 1, 86_400)
+            })?
+            .into(),
+        );
+        Ok(Self {
+            secret,
+            purge_interval,
+        })
+    }
 }
 
 /// Where GoTrue is and how to call it.
@@ -292,6 +323,7 @@ impl Settings {
             parse_or(get, "RATE_LIMIT_LOGIN_PER_MINUTE", 60, per_minute)?;
         let trust_forwarded_for = parse_or(get, "TRUST_FORWARDED_FOR", false, parse_bool)?;
         let gotrue = GoTrueSettings::from_lookup(get)?;
+        let idempotency = IdempotencySettings::from_lookup(get)?;
         let ms =
             |v: &str| parse_in_range(v, 1, 86_400_000).map(|n| Duration::from_millis(n.into()));
         let d = OutboxSettings::default();
@@ -317,6 +349,7 @@ impl Settings {
             rate_limit_login_per_minute,
             trust_forwarded_for,
             gotrue,
+            idempotency,
             outbox,
         })
     }
@@ -362,10 +395,13 @@ mod tests {
     use std::collections::HashMap;
 
     const URL: &str = "postgres://svc:s3cret-pw@db.example:6543/postgres";
+    const SECRET: &str = "idempotency-secret-0123456789abcdef";
 
+    /// `vars`, plus an IDEMPOTENCY_SECRET unless `vars` sets one.
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = vars
+        let map: HashMap<String, String> = [("IDEMPOTENCY_SECRET", SECRET)]
             .iter()
+            .chain(vars)
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Settings::from_lookup(&move |k| map.get(k).cloned())
@@ -399,6 +435,21 @@ mod tests {
             ),
             (20, 60, false)
         );
+    }
+
+    #[test]
+    fn the_idempotency_secret_is_required_long_and_never_shown() {
+        let err = settings(&[("DATABASE_URL", URL), ("IDEMPOTENCY_SECRET", "")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "IDEMPOTENCY_SECRET is required but not set"
+        );
+        let err =
+            settings(&[("DATABASE_URL", URL), ("IDEMPOTENCY_SECRET", "too-short")]).unwrap_err();
+        assert!(err.to_string().starts_with("IDEMPOTENCY_SECRET is invalid"));
+        let s = settings(&[("DATABASE_URL", URL)]).unwrap();
+        assert!(!format!("{s:?}").contains(SECRET));
+        assert_eq!(s.idempotency.purge_interval, Duration::from_secs(3600));
     }
 
     #[test]

@@ -29,6 +29,12 @@ pub enum ApiError {
     Validation(#[from] ValidationErrors),
     #[error("an account with this email address already exists")]
     EmailTaken,
+    #[error("the Idempotency-Key header {0}")]
+    InvalidIdempotencyKey(String),
+    #[error("this Idempotency-Key was already used for a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still being processed; retry in a moment")]
+    RequestInProgress,
     #[error("Invalid login credentials")]
     InvalidCredentials,
     #[error("Please verify your email before logging in")]
@@ -71,7 +77,8 @@ pub struct ErrorResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable error code: invalid_json, unsupported_media_type, payload_too_large,
-    /// validation_failed, email_taken, invalid_credentials, email_not_confirmed, user_banned,
+    /// validation_failed, email_taken, invalid_idempotency_key, idempotency_key_reused,
+    /// request_in_progress, invalid_credentials, email_not_confirmed, user_banned,
     /// rate_limited, auth_unavailable, auth_timeout, login_not_configured, not_found,
     /// method_not_allowed, overloaded, request_timeout, database_unavailable, internal.
     pub code: &'static str,
@@ -89,7 +96,9 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::EmailTaken => StatusCode::CONFLICT,
+            Self::EmailTaken | Self::RequestInProgress => StatusCode::CONFLICT,
+            Self::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::EmailNotConfirmed | Self::UserBanned => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -113,6 +122,9 @@ impl ApiError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::Validation(_) => "validation_failed",
             Self::EmailTaken => "email_taken",
+            Self::InvalidIdempotencyKey(_) => "invalid_idempotency_key",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::RequestInProgress => "request_in_progress",
             Self::InvalidCredentials => "invalid_credentials",
             Self::EmailNotConfirmed => "email_not_confirmed",
             Self::UserBanned => "user_banned",
@@ -178,7 +190,7 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, value.clone());
             }
-            Self::Overloaded | Self::RequestTimeout => {
+            Self::Overloaded | Self::RequestTimeout | Self::RequestInProgress => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -193,6 +205,7 @@ impl From<SignupError> for ApiError {
     fn from(err: SignupError) -> Self {
         match err {
             SignupError::EmailTaken => Self::EmailTaken,
+            SignupError::KeyLost => Self::RequestInProgress,
             SignupError::Unavailable(e) => Self::DatabaseUnavailable(e.to_string()),
             SignupError::Database(e) => Self::Internal(e.to_string()),
         }
@@ -204,6 +217,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::Unavailable(e) => Self::DatabaseUnavailable(e.to_string()),
             StoreError::Database(e) => Self::Internal(e.to_string()),
+            StoreError::Invalid(what) => Self::Internal(what.to_owned()),
         }
     }
 }

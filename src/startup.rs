@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::gotrue::GoTrueClient;
+use crate::housekeeping;
 use crate::outbox::{OutboxStats, Worker};
 use crate::password::Hasher;
 use crate::routes::{self, AppState};
@@ -41,10 +42,17 @@ pub enum StartupError {
     },
 }
 
+/// The periodic purge of expired Idempotency-Keys.
+struct Purge {
+    pool: sqlx::PgPool,
+    interval: Duration,
+}
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
     worker: Option<Worker>,
+    purge: Purge,
     outbox_stats: Arc<OutboxStats>,
     hasher: Hasher,
     shutdown_timeout: Duration,
@@ -85,7 +93,7 @@ impl Application {
             }
         };
         let state = AppState {
-            pool,
+            pool: pool.clone(),
             hasher: hasher.clone(),
             signup_roles: settings.signup_roles,
             require_email_confirmation: settings.require_email_confirmation,
@@ -96,6 +104,16 @@ impl Application {
             client_ip: routes::ClientIp {
                 trust_forwarded_for: settings.trust_forwarded_for,
             },
+            idempotency: routes::Idempotency {
+                secret: settings.idempotency.secret,
+                lease: settings.request_timeout
+                    + settings.database.statement_timeout
+                    + Duration::from_secs(1),
+            },
+        };
+        let purge = Purge {
+            pool: pool.clone(),
+            interval: settings.idempotency.purge_interval,
         };
         let limits = routes::Limits {
             signup_per_minute: settings.rate_limit_signup_per_minute,
@@ -112,6 +130,7 @@ impl Application {
             listener,
             router: app_router(state, limits),
             worker,
+            purge,
             outbox_stats,
             hasher,
             shutdown_timeout: settings.shutdown_timeout,
@@ -147,6 +166,11 @@ impl Application {
         let worker = self
             .worker
             .map(|w| tokio::spawn(w.run(stop_worker.clone())));
+        let purge = tokio::spawn(housekeeping::purge_expired_keys(
+            self.purge.pool,
+            self.purge.interval,
+            stop_worker.clone(),
+        ));
         tracing::info!(addr = ?self.listener.local_addr().ok(), "listening");
         let signalled = CancellationToken::new();
         let on_signal = signalled.clone();
@@ -178,6 +202,9 @@ impl Application {
             && tokio::time::timeout(timeout, handle).await.is_err()
         {
             tracing::warn!("the outbox worker did not stop in time");
+        }
+        if tokio::time::timeout(timeout, purge).await.is_err() {
+            tracing::warn!("the idempotency key purge did not stop in time");
         }
         tracing::info!("stopped");
         served

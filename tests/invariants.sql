@@ -18,4 +18,8 @@ select
     where not exists (select 1 from auth.users u where u.id = i.user_id)) as identities_without_user,
   -- outbox rows without a user
   (select count(*) from atomic_signup.confirmation_outbox o
-    where not exists (select 1 from auth.users u where u.id = o.user_id)) as outbox_without_user
+    where not exists (select 1 from auth.users u where u.id = o.user_id)) as outbox_without_user,
+  -- Idempotency-Keys whose stored 201 names a user that does not exist
+  (select count(*) from atomic_signup.idempotency_keys k
+    where k.state = 'completed' and k.user_id is not null
+      and not exists (select 1 from auth.users u where u.id = k.user_id)) as keys_without_user

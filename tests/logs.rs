@@ -14,6 +14,7 @@ use tokio::io::AsyncReadExt;
 
 const USER_PASSWORD: &str = "Sup3r-Secret-Passphrase-4711";
 const DB_PASSWORD: &str = "db-Pa55word-Never-Logged-0815";
+const IDEMPOTENCY_SECRET: &str = "idem-Secret-Never-Logged-0123456789abcdef";
 
 #[tokio::test]
 async fn secrets_never_reach_the_logs_and_every_request_line_has_its_id() {
@@ -41,6 +42,7 @@ async fn secrets_never_reach_the_logs_and_every_request_line_has_its_id() {
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("GOTRUE_URL", &double.url)
         .env("SUPABASE_ANON_KEY", ANON_KEY)
+        .env("IDEMPOTENCY_SECRET", IDEMPOTENCY_SECRET)
         .env("ARGON2_MEMORY_KIB", "1024")
         .env("ARGON2_ITERATIONS", "1")
         .env("RUST_LOG", "debug")
@@ -59,14 +61,24 @@ async fn secrets_never_reach_the_logs_and_every_request_line_has_its_id() {
         "the service came up"
     );
 
-    let res = client
-        .post(format!("{base}/api/auth/signup"))
-        .header("x-request-id", "req-signup-1")
-        .json(&json!({"name": "Logan", "email": "logan@example.com", "password": USER_PASSWORD, "role": "Creator"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    let signup = || {
+        client
+            .post(format!("{base}/api/auth/signup"))
+            .header("x-request-id", "req-signup-1")
+            .header("idempotency-key", "logs-key-1")
+            .json(&json!({"name": "Logan", "email": "logan@example.com", "password": USER_PASSWORD, "role": "Creator"}))
+            .send()
+    };
+    assert_eq!(signup().await.unwrap().status(), 201);
+    let replay = signup().await.unwrap();
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let fingerprint: Vec<u8> = sqlx::query_scalar(
+        "select fingerprint from atomic_signup.idempotency_keys where key = 'logs-key-1'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let fingerprint: String = fingerprint.iter().map(|b| format!("{b:02x}")).collect();
     let mailed = || async { double.mails().len() == 1 };
     assert!(
         eventually(Duration::from_secs(10), mailed).await,
@@ -127,6 +139,8 @@ async fn secrets_never_reach_the_logs_and_every_request_line_has_its_id() {
         ("the refresh token", refresh),
         ("the anon key", ANON_KEY),
         ("the database password", DB_PASSWORD),
+        ("the idempotency secret", IDEMPOTENCY_SECRET),
+        ("the request fingerprint", fingerprint.as_str()),
     ] {
         assert!(!logs.contains(secret), "{what} appears in the logs");
     }

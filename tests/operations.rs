@@ -97,6 +97,46 @@ async fn the_service_works_with_only_the_least_privilege_role() {
             .await
             .unwrap();
     assert_eq!(row, ("Least".to_owned(), "Creator".to_owned()));
+
+    // Idempotency-Key: claim, complete in the transaction, replay; a failure gives the key back.
+    let keyed = |email: &str| {
+        limited
+            .client
+            .post(format!("{}/api/auth/signup", limited.address))
+            .header("idempotency-key", "least-key")
+            .json(&signup_body("Keyed", email, "Creator"))
+    };
+    let first = keyed("keyed@example.com").send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let again = keyed("keyed@example.com").send().await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let taken = limited
+        .client
+        .post(format!("{}/api/auth/signup", limited.address))
+        .header("idempotency-key", "least-key-2")
+        .json(&signup_body("Keyed", "keyed@example.com", "Creator"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), 409);
+    let left: i64 = sqlx::query_scalar(
+        "select count(*) from atomic_signup.idempotency_keys where key = 'least-key-2'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "released after the failed signup");
+    for sql in [
+        "select * from atomic_signup.idempotency_keys",
+        "delete from atomic_signup.idempotency_keys",
+    ] {
+        let err = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
+        assert_eq!(
+            err.as_database_error().and_then(|e| e.code()).as_deref(),
+            Some("42501"),
+            "{sql} must be refused: {err}"
+        );
+    }
     limited.stop().await;
 }
 
@@ -150,7 +190,11 @@ async fn startup_names_an_unapplied_migration() {
     .await
     .unwrap();
     let message = refused(&db).await;
-    assert!(message.contains("migration 2026112400000"), "{message}");
+    let Some(last) = atomic_signup::store::MIGRATOR.iter().last() else {
+        panic!("no migrations embedded");
+    };
+    let expected = format!("migration {} ({})", last.version, last.description);
+    assert!(message.contains(&expected), "{message}");
 }
 
 #[tokio::test]

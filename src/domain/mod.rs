@@ -3,6 +3,7 @@
 
 mod credentials;
 mod email;
+mod idempotency;
 mod name;
 mod new_user;
 mod password;
@@ -11,6 +12,7 @@ mod validation;
 
 pub use credentials::Credentials;
 pub use email::Email;
+pub use idempotency::{FingerprintSecret, IdempotencyKey};
 pub use name::DisplayName;
 pub use new_user::{NewUser, SignupForm};
 pub use password::Password;

@@ -25,7 +25,7 @@ use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::domain::RoleSet;
+use crate::domain::{FingerprintSecret, RoleSet};
 use crate::error::ApiError;
 use crate::gotrue::GoTrueClient;
 use crate::observe;
@@ -49,6 +49,16 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// How the client's IP is found (socket, or X-Forwarded-For behind a trusted proxy).
     pub client_ip: ClientIp,
+    pub idempotency: Idempotency,
+}
+
+/// Idempotency-Key handling of signup.
+#[derive(Clone, Debug)]
+pub struct Idempotency {
+    pub secret: FingerprintSecret,
+    /// How long a claimed key stays locked to its request if that request dies without
+    /// releasing it: longer than any request can run (request timeout + statement timeout).
+    pub lease: Duration,
 }
 
 /// Per-client-IP request limits of the auth routes (0 = none), and the whole-request timeout.

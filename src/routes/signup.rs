@@ -3,20 +3,30 @@
 //! With CONCEAL_EXISTING_EMAILS=true a new and an existing email get the same 202 after the same
 //! work (the hash is computed either way; for an existing email the insert fails on the unique
 //! index and writes nothing), so the answer does not tell whether an email is registered.
+//!
+//! With an `Idempotency-Key` header the key is claimed before the hash (`store::idempotency`)
+//! and completed with the answer inside the signup transaction; a repeat of the same request
+//! gets that answer again with `Idempotent-Replayed: true`.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{AppState, JsonObject};
-use crate::domain::{NewUser, SignupForm, ValidationErrors};
+use crate::domain::{IdempotencyKey, NewUser, SignupForm, ValidationErrors};
 use crate::error::{ApiError, ErrorResponse};
 use crate::observe;
-use crate::store::signup::{NewAccount, SignupError, create_account};
+use crate::store::idempotency::{self, Claim};
+use crate::store::signup::{KeyCompletion, NewAccount, SignupError, create_account};
+
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// Set on an answer replayed for a repeated Idempotency-Key.
+const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// The signup request (documentation of the body; parsed field by field so that every bad
 /// field is reported).
@@ -56,14 +66,18 @@ pub struct SignupResponse {
 
 #[utoipa::path(post, path = "/api/auth/signup", tag = "auth",
     request_body(content = SignupRequest, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1–255 printable ASCII characters. A retry with the same key and the same request \
+            (same validated fields) within 24 h gets the first answer again, without a new user.")),
     responses(
-        (status = 201, description = "User, identity and profile committed in one transaction", body = SignupResponse),
+        (status = 201, description = "User, identity and profile committed in one transaction (or, with `Idempotent-Replayed: true`, the stored answer of the first request with this Idempotency-Key)", body = SignupResponse,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a replayed answer"))),
         (status = 202, description = "CONCEAL_EXISTING_EMAILS=true: same answer for new and registered emails", body = ConcealedResponse),
-        (status = 400, description = "`invalid_json`: malformed JSON, or not an object", body = ErrorResponse),
-        (status = 409, description = "`email_taken`", body = ErrorResponse),
+        (status = 400, description = "`invalid_json`: malformed JSON, or not an object; `invalid_idempotency_key`", body = ErrorResponse),
+        (status = 409, description = "`email_taken`; or `request_in_progress` (a request with this Idempotency-Key is still running; `Retry-After: 1`)", body = ErrorResponse),
         (status = 413, description = "`payload_too_large`: body over 16 KiB", body = ErrorResponse),
         (status = 415, description = "`unsupported_media_type`: not application/json", body = ErrorResponse),
-        (status = 422, description = "`validation_failed`, one entry per bad field", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`, one entry per bad field; `idempotency_key_reused`: the key was used for a different request", body = ErrorResponse),
         (status = 429, description = "`rate_limited`: over RATE_LIMIT_SIGNUP_PER_MINUTE for this client IP", body = ErrorResponse,
             headers(("Retry-After" = String, description = "seconds"))),
         (status = 500, description = "`internal`", body = ErrorResponse),
@@ -73,14 +87,16 @@ pub struct SignupResponse {
 #[tracing::instrument(name = "signup", skip_all, fields(user_id = tracing::field::Empty))]
 pub async fn signup(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<JsonObject, ApiError>,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let result = match body {
-        Ok(body) => sign_up(&state, body).await,
-        Err(rejected) => Err(rejected),
+    let result = match (idempotency_key(&headers), body) {
+        (Ok(key), Ok(body)) => sign_up(&state, key, body).await,
+        (Err(rejected), _) | (_, Err(rejected)) => Err(rejected),
     };
     let outcome = match &result {
+        Ok(response) if response.headers().contains_key(REPLAYED) => "replayed",
         Ok(response) if response.status() == StatusCode::ACCEPTED => "concealed",
         Ok(_) => "created",
         Err(err) => err.code(),
@@ -90,7 +106,27 @@ pub async fn signup(
     result
 }
 
-async fn sign_up(state: &AppState, body: JsonObject) -> Result<Response, ApiError> {
+/// The optional `Idempotency-Key` header.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::InvalidIdempotencyKey(
+            "must be sent once".to_owned(),
+        ));
+    }
+    IdempotencyKey::parse(value.as_bytes())
+        .map(Some)
+        .map_err(ApiError::InvalidIdempotencyKey)
+}
+
+async fn sign_up(
+    state: &AppState,
+    key: Option<IdempotencyKey>,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
     let mut errors = ValidationErrors::default();
     let [name, email, password, role] =
         body.string_fields(["name", "email", "password", "role"], &mut errors);
@@ -102,32 +138,92 @@ async fn sign_up(state: &AppState, body: JsonObject) -> Result<Response, ApiErro
     };
     let user = NewUser::parse(form, &state.signup_roles, errors)?;
 
+    // With a key: claim it before any work (or answer at once: replay, reused, in progress).
+    let held = match key {
+        None => None,
+        Some(key) => match claim_key(state, key, &user).await? {
+            KeyClaim::Held(held) => Some(held),
+            KeyClaim::Answered(response) => return Ok(response),
+        },
+    };
+    let outcome = create(state, &user, held.as_ref()).await;
+    if let Some(held) = held {
+        match &outcome {
+            Ok(created) if created.key_completed => held.keep(),
+            // Nothing committed: give the key back so that a retry runs again.
+            _ => held.release().await,
+        }
+    }
+    outcome.map(|created| created.response)
+}
+
+struct Created {
+    response: Response,
+    /// The signup committed, and with it the key's stored answer.
+    key_completed: bool,
+}
+
+/// Hash, then THE transaction (which also completes the key, if any).
+async fn create(
+    state: &AppState,
+    user: &NewUser,
+    key: Option<&HeldKey>,
+) -> Result<Created, ApiError> {
     // Hash before the transaction: a pooled connection is held for one round trip, not a hash.
     let password_hash = state.hasher.hash(&user.password).await?;
 
     let user_id = Uuid::new_v4();
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
+    let mut body = SignupResponse {
+        user_id,
+        email: user.email.as_str().to_owned(),
+        name: user.name.as_str().to_owned(),
+        role: user.role.as_str().to_owned(),
+        // Filled in from the profile the transaction wrote (here and in the stored answer).
+        onboarding_completed: false,
+        email_confirmed: !state.require_email_confirmation,
+    };
+    // The answer stored with the key, committed with the signup.
+    let (status, answer) = if state.conceal_existing_emails {
+        (StatusCode::ACCEPTED, serde_json::to_value(CONCEALED))
+    } else {
+        (StatusCode::CREATED, serde_json::to_value(&body))
+    };
+    let answer = answer.map_err(|e| ApiError::Internal(format!("answer to JSON: {e}")))?;
     let created = create_account(
         &state.pool,
         NewAccount {
             user_id,
-            user: &user,
+            user,
             password_hash: &password_hash,
             email_confirmed: !state.require_email_confirmation,
+            idempotency: key.map(|held| KeyCompletion {
+                key: held.key.as_str(),
+                claim: held.claim,
+                status: status.as_u16(),
+                body: &answer,
+            }),
         },
     )
     .await;
 
     if state.conceal_existing_emails {
-        match created {
+        let key_completed = match created {
             Ok(_) => {
                 tracing::info!("user signed up");
                 state.outbox_wake.notify_one();
+                true
             }
-            Err(SignupError::EmailTaken) => tracing::info!("signup for a taken email concealed"),
+            Err(SignupError::EmailTaken) => {
+                tracing::info!("signup for a taken email concealed");
+                false
+            }
             Err(err) => return Err(err.into()),
-        }
-        return Ok(concealed_answer());
+        };
+        return Ok(Created {
+            response: (status, Json(answer)).into_response(),
+            key_completed,
+        });
     }
 
     let created = created?;
@@ -135,21 +231,100 @@ async fn sign_up(state: &AppState, body: JsonObject) -> Result<Response, ApiErro
     if state.require_email_confirmation {
         state.outbox_wake.notify_one();
     }
-    let body = SignupResponse {
-        user_id,
-        email: user.email.as_str().to_owned(),
-        name: user.name.as_str().to_owned(),
-        role: user.role.as_str().to_owned(),
-        onboarding_completed: created.onboarding_completed,
-        email_confirmed: created.email_confirmed_at.is_some(),
-    };
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    body.onboarding_completed = created.onboarding_completed;
+    body.email_confirmed = created.email_confirmed_at.is_some();
+    Ok(Created {
+        response: (status, Json(body)).into_response(),
+        key_completed: true,
+    })
 }
 
-/// The one answer of concealing mode, for new and existing emails alike.
-fn concealed_answer() -> Response {
-    let body = ConcealedResponse {
-        status: "confirmation_sent",
-    };
-    (StatusCode::ACCEPTED, Json(body)).into_response()
+enum KeyClaim {
+    /// This request holds the key: go ahead.
+    Held(HeldKey),
+    /// The answer is already known.
+    Answered(Response),
 }
+
+async fn claim_key(
+    state: &AppState,
+    key: IdempotencyKey,
+    user: &NewUser,
+) -> Result<KeyClaim, ApiError> {
+    let claim = Uuid::new_v4();
+    let fingerprint = state.idempotency.secret.fingerprint(user);
+    match idempotency::claim(
+        &state.pool,
+        key.as_str(),
+        &fingerprint,
+        claim,
+        state.idempotency.lease,
+    )
+    .await?
+    {
+        Claim::Claimed => Ok(KeyClaim::Held(HeldKey {
+            pool: state.pool.clone(),
+            key,
+            claim,
+            armed: true,
+        })),
+        Claim::Replay { status, body } => {
+            tracing::info!("idempotent replay");
+            let status = StatusCode::from_u16(status)
+                .map_err(|_| ApiError::Internal(format!("stored status {status}")))?;
+            let mut response = (status, Json(body)).into_response();
+            response
+                .headers_mut()
+                .insert(REPLAYED, HeaderValue::from_static("true"));
+            Ok(KeyClaim::Answered(response))
+        }
+        Claim::Mismatch => Err(ApiError::IdempotencyKeyReused),
+        Claim::InProgress => Err(ApiError::RequestInProgress),
+    }
+}
+
+/// A claimed key. Released when the signup fails; if the request is dropped midway (timeout,
+/// client gone) the release is sent from `Drop`, and failing that the key's lease runs out.
+struct HeldKey {
+    pool: PgPool,
+    key: IdempotencyKey,
+    claim: Uuid,
+    armed: bool,
+}
+
+impl HeldKey {
+    /// The signup committed: the key now holds its answer.
+    fn keep(mut self) {
+        self.armed = false;
+    }
+
+    async fn release(mut self) {
+        self.armed = false;
+        if let Err(err) = idempotency::release(&self.pool, self.key.as_str(), self.claim).await {
+            tracing::warn!(error = %err, "idempotency key not released; its lease will run out");
+        }
+    }
+}
+
+impl Drop for HeldKey {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // The request was cancelled. If its transaction is still running, it either commits
+        // first (the release then finds the key completed and does nothing) or finds its claim
+        // gone and rolls back: never a signup without its stored answer.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (pool, key, claim) = (self.pool.clone(), self.key.clone(), self.claim);
+            runtime.spawn(async move {
+                if let Err(err) = idempotency::release(&pool, key.as_str(), claim).await {
+                    tracing::warn!(error = %err, "idempotency key of a cancelled request not released");
+                }
+            });
+        }
+    }
+}
+
+const CONCEALED: ConcealedResponse = ConcealedResponse {
+    status: "confirmation_sent",
+};

@@ -1,5 +1,6 @@
 //! SQL only. Nothing outside this module writes SQL.
 
+pub mod idempotency;
 pub mod outbox;
 pub mod profiles;
 pub mod schema;
@@ -23,6 +24,8 @@ pub enum StoreError {
     Unavailable(#[source] sqlx::Error),
     #[error("query failed: {0}")]
     Database(#[source] sqlx::Error),
+    #[error("unexpected answer from the database: {0}")]
+    Invalid(&'static str),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use super::{MIGRATOR, StoreError};
 
 /// Tables and the columns of each that the service writes or reads.
-const TABLES: [(&str, &[&str]); 5] = [
+const TABLES: [(&str, &[&str]); 6] = [
     (
         "auth.users",
         &[
@@ -78,10 +78,28 @@ const TABLES: [(&str, &[&str]); 5] = [
             "failed_at",
         ],
     ),
+    (
+        "atomic_signup.idempotency_keys",
+        &[
+            "key",
+            "fingerprint",
+            "state",
+            "claim",
+            "locked_until",
+            "response_status",
+            "response_body",
+            "user_id",
+            "expires_at",
+        ],
+    ),
 ];
 
-const FUNCTIONS: [&str; 4] = [
+const FUNCTIONS: [&str; 8] = [
     "atomic_signup.create_user(uuid,text,text,text,text,boolean)",
+    "atomic_signup.create_user_idempotent(uuid,text,text,text,text,boolean,text,uuid,smallint,jsonb)",
+    "atomic_signup.claim_idempotency_key(text,bytea,uuid,interval,interval)",
+    "atomic_signup.release_idempotency_key(text,uuid)",
+    "atomic_signup.purge_idempotency_keys()",
     "atomic_signup.find_profile(uuid)",
     "atomic_signup.find_profile_by_email(text)",
     "atomic_signup.claim_confirmation()",

@@ -20,12 +20,27 @@ use crate::password::PasswordHash;
 /// still have the second).
 const EMAIL_UNIQUE_INDEXES: [&str; 2] = ["users_email_partial_key", "users_email_key"];
 
+/// SQLSTATE raised by create_user_idempotent when the request no longer holds its key.
+const KEY_LOST: &str = "AS409";
+
 pub struct NewAccount<'a> {
     pub user_id: Uuid,
     pub user: &'a NewUser,
     pub password_hash: &'a PasswordHash,
     /// `true` when REQUIRE_EMAIL_CONFIRMATION=false: the email counts as confirmed at once.
     pub email_confirmed: bool,
+    /// With an Idempotency-Key: the claimed key, completed with the answer in the same
+    /// transaction.
+    pub idempotency: Option<KeyCompletion<'a>>,
+}
+
+/// A claimed Idempotency-Key and the answer to store with it. The function fills in the
+/// answer's `onboarding_completed` (when present) from the profile it wrote.
+pub struct KeyCompletion<'a> {
+    pub key: &'a str,
+    pub claim: Uuid,
+    pub status: u16,
+    pub body: &'a serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +53,10 @@ pub struct CreatedAccount {
 pub enum SignupError {
     #[error("the email address is already registered")]
     EmailTaken,
+    /// The request's Idempotency-Key lease ran out and another request took the key over;
+    /// nothing was committed.
+    #[error("the idempotency key was taken over by another request")]
+    KeyLost,
     #[error("the database is unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
     #[error("the signup statement failed: {0}")]
@@ -54,6 +73,11 @@ impl From<sqlx::Error> for SignupError {
         {
             return Self::EmailTaken;
         }
+        if let sqlx::Error::Database(db) = &err
+            && db.code().as_deref() == Some(KEY_LOST)
+        {
+            return Self::KeyLost;
+        }
         if super::is_unavailable(&err) {
             Self::Unavailable(err)
         } else {
@@ -67,24 +91,45 @@ pub async fn create_account(
     account: NewAccount<'_>,
 ) -> Result<CreatedAccount, SignupError> {
     let started = std::time::Instant::now();
-    let result = sqlx::query!(
-        r#"select out_email_confirmed_at as "email_confirmed_at?",
-                  out_onboarding_completed as "onboarding_completed!"
-           from atomic_signup.create_user($1, $2, $3, $4, $5, $6)"#,
-        account.user_id,
-        account.user.email.as_str(),
-        account.password_hash.as_str(),
-        account.user.name.as_str(),
-        account.user.role.as_str(),
-        account.email_confirmed,
-    )
-    .fetch_one(pool)
-    .await;
+    let result = match &account.idempotency {
+        None => {
+            sqlx::query_as!(
+                CreatedAccount,
+                r#"select out_email_confirmed_at as "email_confirmed_at?",
+                      out_onboarding_completed as "onboarding_completed!"
+               from atomic_signup.create_user($1, $2, $3, $4, $5, $6)"#,
+                account.user_id,
+                account.user.email.as_str(),
+                account.password_hash.as_str(),
+                account.user.name.as_str(),
+                account.user.role.as_str(),
+                account.email_confirmed,
+            )
+            .fetch_one(pool)
+            .await
+        }
+        Some(key) => {
+            sqlx::query_as!(
+                CreatedAccount,
+                r#"select out_email_confirmed_at as "email_confirmed_at?",
+                      out_onboarding_completed as "onboarding_completed!"
+               from atomic_signup.create_user_idempotent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
+                account.user_id,
+                account.user.email.as_str(),
+                account.password_hash.as_str(),
+                account.user.name.as_str(),
+                account.user.role.as_str(),
+                account.email_confirmed,
+                key.key,
+                key.claim,
+                i16::try_from(key.status).unwrap_or(i16::MAX),
+                key.body,
+            )
+            .fetch_one(pool)
+            .await
+        }
+    };
     metrics::histogram!(crate::observe::SIGNUP_TRANSACTION_DURATION)
         .record(started.elapsed().as_secs_f64());
-    let row = result?;
-    Ok(CreatedAccount {
-        email_confirmed_at: row.email_confirmed_at,
-        onboarding_completed: row.onboarding_completed,
-    })
+    Ok(result?)
 }

@@ -4,6 +4,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod hostile;
+
 use std::time::Duration;
 
 use atomic_signup::password::HashSettings;
@@ -156,6 +158,7 @@ async fn sigterm_lets_an_in_flight_signup_commit_then_exits() {
         .env("ARGON2_MEMORY_KIB", "262144")
         .env("ARGON2_ITERATIONS", "4")
         .env("SHUTDOWN_TIMEOUT_S", "20")
+        .env("IDEMPOTENCY_SECRET", support::TEST_IDEMPOTENCY_SECRET)
         .env("LOG_FORMAT", "json")
         .current_dir(std::env::temp_dir())
         .stdout(std::process::Stdio::null())

@@ -10,7 +10,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use atomic_signup::config::{DatabaseSettings, DatabaseUrl, GoTrueSettings, Settings};
+use atomic_signup::config::{
+    DatabaseSettings, DatabaseUrl, GoTrueSettings, IdempotencySettings, Settings,
+};
+use atomic_signup::domain::FingerprintSecret;
 use atomic_signup::domain::RoleSet;
 use atomic_signup::outbox::OutboxSettings;
 use atomic_signup::outbox::OutboxStats;
@@ -28,6 +31,9 @@ pub const TEST_HASH: HashSettings = HashSettings {
     iterations: 1,
     parallelism: 1,
 };
+
+/// The IDEMPOTENCY_SECRET of every test app (replicas of one test share it, as they must).
+pub const TEST_IDEMPOTENCY_SECRET: &str = "test-idempotency-secret-0123456789abcdef";
 
 pub struct TestApp {
     pub address: String,
@@ -77,6 +83,10 @@ pub fn test_settings(db: &TestDb) -> Settings {
         rate_limit_login_per_minute: 0,
         trust_forwarded_for: false,
         gotrue: None,
+        idempotency: IdempotencySettings {
+            secret: FingerprintSecret::parse(TEST_IDEMPOTENCY_SECRET).expect("test secret"),
+            purge_interval: Duration::from_secs(3600),
+        },
         outbox: OutboxSettings::default(),
     }
 }
@@ -236,7 +246,7 @@ where
 
 /// The invariant checker (tests/invariants.sql): panics naming every count that is not 0.
 pub async fn assert_invariants(db: &TestDb) {
-    let row: (i64, i64, i64, i64, i64) = sqlx::query_as(include_str!("../invariants.sql"))
+    let row: (i64, i64, i64, i64, i64, i64) = sqlx::query_as(include_str!("../invariants.sql"))
         .fetch_one(&db.pool)
         .await
         .expect("run tests/invariants.sql");
@@ -246,8 +256,9 @@ pub async fn assert_invariants(db: &TestDb) {
         "users_without_identity",
         "identities_without_user",
         "outbox_without_user",
+        "keys_without_user",
     ];
-    let counts = [row.0, row.1, row.2, row.3, row.4];
+    let counts = [row.0, row.1, row.2, row.3, row.4, row.5];
     let broken: Vec<String> = names
         .iter()
         .zip(counts)

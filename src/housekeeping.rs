@@ -1,0 +1,26 @@
+//! Periodic cleanup: deletes Idempotency-Keys older than 24 h.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::idempotency;
+
+/// Purges expired keys now and then every `interval`, until `stop`. Replicas may all run it:
+/// the delete is idempotent.
+pub async fn purge_expired_keys(pool: PgPool, interval: Duration, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match idempotency::purge_expired(&pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired idempotency keys deleted"),
+            Err(err) => tracing::warn!(error = %err, "expired idempotency keys not purged"),
+        }
+    }
+}

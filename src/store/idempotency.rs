@@ -1,0 +1,98 @@
+//! Idempotency keys' SQL: claim before the work, give back after a failure, purge after 24 h.
+//! Completing a key happens inside the signup transaction (`super::signup`). The functions are
+//! in migrations/20261125000005_idempotency_keys.sql.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::types::PgInterval;
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// How long a key is kept after its first use.
+pub const KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What the claim found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The key is this request's now (until `release` or the signup commits).
+    Claimed,
+    /// The same request already succeeded: send this answer again.
+    Replay {
+        status: u16,
+        body: serde_json::Value,
+    },
+    /// The key was used for a different request.
+    Mismatch,
+    /// A request with this key is still running.
+    InProgress,
+}
+
+fn interval(d: Duration) -> PgInterval {
+    PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Claims `key` for the request `claim` (a fresh id), with a lease of `lease`.
+pub async fn claim(
+    pool: &PgPool,
+    key: &str,
+    fingerprint: &[u8],
+    claim: Uuid,
+    lease: Duration,
+) -> Result<Claim, StoreError> {
+    let row = sqlx::query!(
+        r#"select outcome as "outcome!", response_status, response_body
+           from atomic_signup.claim_idempotency_key($1, $2, $3, $4, $5)"#,
+        key,
+        fingerprint,
+        claim,
+        interval(lease),
+        interval(KEY_TTL),
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(match row.outcome.as_str() {
+        "claimed" => Claim::Claimed,
+        "replay" => match (row.response_status, row.response_body) {
+            (Some(status), Some(body)) => Claim::Replay {
+                status: u16::try_from(status).unwrap_or(500),
+                body,
+            },
+            _ => return Err(StoreError::Invalid("a completed key without its answer")),
+        },
+        "mismatch" => Claim::Mismatch,
+        "in_progress" => Claim::InProgress,
+        _ => {
+            return Err(StoreError::Invalid(
+                "unknown outcome of claim_idempotency_key",
+            ));
+        }
+    })
+}
+
+/// Gives a claimed key back after a failed signup, so that a retry runs again. A no-op when the
+/// request no longer holds it.
+pub async fn release(pool: &PgPool, key: &str, claim: Uuid) -> Result<(), StoreError> {
+    sqlx::query!(
+        "select atomic_signup.release_idempotency_key($1, $2)",
+        key,
+        claim
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the keys older than [`KEY_TTL`]; returns how many.
+pub async fn purge_expired(pool: &PgPool) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar!(r#"select atomic_signup.purge_idempotency_keys() as "n!""#)
+            .fetch_one(pool)
+            .await?,
+    )
+}

@@ -1,0 +1,374 @@
+//! Idempotency-Key on signup: replay, reuse, in progress, takeover, expiry, replicas.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::header::HeaderValue;
+use serde_json::{Value, json};
+use support::{TestApp, assert_invariants, counts, signup_body, status_json};
+use uuid::Uuid;
+
+/// POST /api/auth/signup with `key` as Idempotency-Key.
+async fn keyed(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(format!("{}/api/auth/signup", app.address))
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("send signup")
+}
+
+fn replayed(res: &reqwest::Response) -> Option<&str> {
+    res.headers()
+        .get("idempotent-replayed")
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The key's row: state, user id, stored status and body.
+async fn key_row(
+    app: &TestApp,
+    key: &str,
+) -> Option<(String, Option<Uuid>, Option<i16>, Option<Value>)> {
+    sqlx::query_as(
+        "select state, user_id, response_status, response_body \
+         from atomic_signup.idempotency_keys where key = $1",
+    )
+    .bind(key)
+    .fetch_optional(&app.db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_key_and_body_replays_the_201_without_a_new_user() {
+    let app = TestApp::spawn().await;
+    let body = signup_body("Ada", "ada@example.com", "Creator");
+    let first = keyed(&app, "key-1", &body).await;
+    assert_eq!(replayed(&first), None);
+    let (status, original) = status_json(first).await;
+    assert_eq!(status, 201, "{original}");
+
+    // Same request, email in another letter case: the same validated request.
+    let retry_body = signup_body("Ada", "ADA@Example.COM", "Creator");
+    for _ in 0..3 {
+        let retry = keyed(&app, "key-1", &retry_body).await;
+        assert_eq!(replayed(&retry), Some("true"));
+        let (status, again) = status_json(retry).await;
+        assert_eq!((status, &again), (201, &original));
+    }
+    assert_eq!(counts(&app.db).await, (1, 1, 1));
+
+    // The stored answer was committed with the user, and holds no secret.
+    let (state, user_id, stored_status, stored_body) = key_row(&app, "key-1").await.unwrap();
+    assert_eq!(state, "completed");
+    assert_eq!(
+        user_id.map(|u| u.to_string()).as_deref(),
+        original["user_id"].as_str()
+    );
+    assert_eq!(
+        (stored_status, stored_body.as_ref()),
+        (Some(201), Some(&original))
+    );
+    let row_text: String = sqlx::query_scalar(
+        "select k::text from atomic_signup.idempotency_keys k where key = 'key-1'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(!row_text.contains("correct horse battery"));
+    let fingerprint: Vec<u8> = sqlx::query_scalar(
+        "select fingerprint from atomic_signup.idempotency_keys where key = 'key-1'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let plain: Vec<u8> = sqlx::query_scalar("select sha256('correct horse battery'::bytea)")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(fingerprint.len(), 32);
+    assert_ne!(
+        fingerprint, plain,
+        "keyed, not a plain hash of the password"
+    );
+    assert_invariants(&app.db).await;
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_body_is_422_idempotency_key_reused() {
+    let app = TestApp::spawn().await;
+    let (status, _) =
+        status_json(keyed(&app, "k", &signup_body("Ada", "ada@example.com", "Creator")).await)
+            .await;
+    assert_eq!(status, 201);
+    let other_password = json!({"name": "Ada", "email": "ada@example.com",
+        "password": "another password", "role": "Creator"});
+    for body in [
+        signup_body("Bob", "bob@example.com", "Creator"),
+        signup_body("Ada", "ada@example.com", "Brand"),
+        other_password,
+    ] {
+        let (status, answer) = status_json(keyed(&app, "k", &body).await).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (422, Some("idempotency_key_reused")),
+            "{answer}"
+        );
+    }
+    assert_eq!(counts(&app.db).await, (1, 1, 1));
+}
+
+#[tokio::test]
+async fn a_key_held_by_a_running_request_is_409_then_taken_over_when_its_lease_ends() {
+    let app = TestApp::spawn().await;
+    // A request holds "busy" (as claim_idempotency_key leaves it), for another minute.
+    sqlx::query(
+        "insert into atomic_signup.idempotency_keys \
+           (key, fingerprint, state, claim, locked_until, expires_at) \
+         values ('busy', '\\x00', 'in_progress', gen_random_uuid(), now() + interval '1 minute', \
+                 now() + interval '1 day')",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    // The fingerprint differs, but a live holder answers 409 only if the body is the same:
+    let body = signup_body("Ada", "ada@example.com", "Creator");
+    let (status, answer) = status_json(keyed(&app, "busy", &body).await).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("idempotency_key_reused")),
+        "{answer}"
+    );
+    // … so give the holder this request's fingerprint: find it from a completed twin.
+    let (status, _) = status_json(keyed(&app, "twin", &body).await).await;
+    assert_eq!(status, 201);
+    sqlx::query(
+        "update atomic_signup.idempotency_keys set fingerprint = \
+           (select fingerprint from atomic_signup.idempotency_keys where key = 'twin') \
+         where key = 'busy'",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let res = keyed(&app, "busy", &body).await;
+    assert_eq!(
+        res.headers().get("retry-after").map(HeaderValue::as_bytes),
+        Some(&b"1"[..])
+    );
+    let (status, answer) = status_json(res).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("request_in_progress")),
+        "{answer}"
+    );
+
+    // The holder died: its lease ends, and the next request takes the key over.
+    sqlx::query(
+        "update atomic_signup.idempotency_keys set locked_until = now() - interval '1 second' \
+         where key = 'busy'",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let body = signup_body("Eve", "eve@example.com", "Creator");
+    let (status, answer) = status_json(keyed(&app, "busy", &body).await).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(key_row(&app, "busy").await.unwrap().0, "completed");
+    assert_eq!(counts(&app.db).await, (2, 2, 2));
+    assert_invariants(&app.db).await;
+}
+
+#[tokio::test]
+async fn a_failed_signup_gives_its_key_back() {
+    let app = TestApp::spawn().await;
+    let body = signup_body("Ada", "ada@example.com", "Creator");
+    assert_eq!(app.signup(&body).await.status(), 201);
+    for _ in 0..2 {
+        let (status, answer) = status_json(keyed(&app, "k", &body).await).await;
+        // Not request_in_progress on the retry: the key was released.
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (409, Some("email_taken"))
+        );
+        assert_eq!(key_row(&app, "k").await, None);
+    }
+}
+
+#[tokio::test]
+async fn a_signup_that_lost_its_key_commits_nothing() {
+    // What the service does when a request's lease ran out and another request took the key:
+    // its transaction finds its claim gone and rolls back, with SQLSTATE AS409.
+    let app = TestApp::spawn().await;
+    sqlx::query(
+        "insert into atomic_signup.idempotency_keys \
+           (key, fingerprint, state, claim, locked_until, expires_at) \
+         values ('lost', '\\x00', 'in_progress', gen_random_uuid(), now() + interval '1 minute', \
+                 now() + interval '1 day')",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let err = sqlx::query(
+        "select * from atomic_signup.create_user_idempotent(gen_random_uuid(), 'lost@example.com', \
+         '$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA', 'Lost', 'Creator', \
+         false, 'lost', gen_random_uuid(), 201::smallint, '{}'::jsonb)",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("AS409"),
+        "{err}"
+    );
+    assert_eq!(counts(&app.db).await, (0, 0, 0));
+    let outbox: i64 = sqlx::query_scalar("select count(*) from atomic_signup.confirmation_outbox")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(outbox, 0);
+    assert_eq!(key_row(&app, "lost").await.unwrap().0, "in_progress");
+}
+
+#[tokio::test]
+async fn malformed_keys_are_400_invalid_idempotency_key() {
+    let app = TestApp::spawn().await;
+    let body = signup_body("Ada", "ada@example.com", "Creator");
+    let long = "k".repeat(256);
+    let values: [&[u8]; 4] = [b"", long.as_bytes(), b"caf\xe9", b"tab\tkey"];
+    for value in values {
+        let res = app
+            .client
+            .post(format!("{}/api/auth/signup", app.address))
+            .header("idempotency-key", HeaderValue::from_bytes(value).unwrap())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (status, answer) = status_json(res).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some("invalid_idempotency_key")),
+            "{value:?}: {answer}"
+        );
+    }
+    let twice = app
+        .client
+        .post(format!("{}/api/auth/signup", app.address))
+        .header("idempotency-key", "a")
+        .header("idempotency-key", "b")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), 400);
+    assert_eq!(counts(&app.db).await, (0, 0, 0));
+    // The longest valid key works.
+    let ok = keyed(&app, &"k".repeat(255), &body).await;
+    assert_eq!(ok.status(), 201);
+}
+
+#[tokio::test]
+async fn a_replica_replays_what_another_replica_answered() {
+    let a = TestApp::spawn().await;
+    let b = a.another_instance(|_| {}).await;
+    let body = signup_body("Ada", "ada@example.com", "Creator");
+    let (status, original) = status_json(keyed(&a, "shared", &body).await).await;
+    assert_eq!(status, 201);
+    let retry = keyed(&b, "shared", &body).await;
+    assert_eq!(replayed(&retry), Some("true"));
+    assert_eq!(status_json(retry).await, (201, original));
+    assert_eq!(counts(&a.db).await, (1, 1, 1));
+}
+
+#[tokio::test]
+async fn the_stored_answer_carries_what_the_transaction_wrote() {
+    // A trigger marks new profiles as onboarded: the first answer and the replay both say so.
+    let app = TestApp::spawn().await;
+    sqlx::raw_sql(
+        "create function public.test_only_onboard() returns trigger language plpgsql as $$
+         begin new.onboarding_completed := true; return new; end $$;
+         create trigger test_only_onboard before insert on public.profiles
+           for each row execute function public.test_only_onboard();",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let body = signup_body("Ada", "ada@example.com", "Creator");
+    let (_, first) = status_json(keyed(&app, "k", &body).await).await;
+    assert_eq!(first["onboarding_completed"], true);
+    let (_, again) = status_json(keyed(&app, "k", &body).await).await;
+    assert_eq!(again, first);
+}
+
+#[tokio::test]
+async fn with_concealed_emails_the_202_is_replayed_and_a_taken_email_is_not_stored() {
+    let app = TestApp::spawn_with(|s| s.conceal_existing_emails = true).await;
+    let body = signup_body("Ada", "ada@example.com", "Creator");
+    let (status, first) = status_json(keyed(&app, "new", &body).await).await;
+    assert_eq!(status, 202);
+    let retry = keyed(&app, "new", &body).await;
+    assert_eq!(replayed(&retry), Some("true"));
+    assert_eq!(status_json(retry).await, (202, first.clone()));
+    // A taken email under another key: the same 202, and the key is given back.
+    let (status, taken) = status_json(keyed(&app, "taken", &body).await).await;
+    assert_eq!((status, taken), (202, first));
+    assert_eq!(key_row(&app, "taken").await, None);
+    assert_eq!(counts(&app.db).await, (1, 1, 1));
+}
+
+#[tokio::test]
+async fn expired_keys_are_forgotten_and_purged() {
+    let db = support::TestDb::migrated().await;
+    // One key past its 24 h, one fresh.
+    sqlx::query(
+        "insert into atomic_signup.idempotency_keys \
+           (key, fingerprint, state, response_status, response_body, created_at, expires_at) \
+         values ('old', '\\x00', 'completed', 201, '{}', now() - interval '25 hours', \
+                 now() - interval '1 hour'), \
+                ('fresh', '\\x00', 'completed', 201, '{}', now(), now() + interval '23 hours')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let app = TestApp::spawn_on(db, |s| {
+        s.idempotency.purge_interval = Duration::from_millis(100);
+    })
+    .await;
+    let keys = || async {
+        sqlx::query_scalar::<_, String>(
+            "select key from atomic_signup.idempotency_keys order by key",
+        )
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap()
+    };
+    assert!(
+        support::eventually(Duration::from_secs(5), || async {
+            keys().await == ["fresh"]
+        })
+        .await,
+        "{:?}",
+        keys().await
+    );
+    // An expired key the purge has not reached yet counts as unused: claimed anew, not
+    // replayed (checked on the function itself, so the purge cannot get there first).
+    sqlx::query(
+        "insert into atomic_signup.idempotency_keys \
+           (key, fingerprint, state, response_status, response_body, expires_at) \
+         values ('stale', '\\x00', 'completed', 201, '{}', now() - interval '1 second')",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let outcome: String = sqlx::query_scalar(
+        "select outcome from atomic_signup.claim_idempotency_key( \
+           'stale', '\\x00', gen_random_uuid(), interval '1 minute', interval '1 day')",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(outcome, "claimed");
+}
