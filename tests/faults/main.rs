@@ -4,7 +4,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod doors;
 mod hostile;
+mod process;
 
 use std::time::Duration;
 

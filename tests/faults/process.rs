@@ -1,0 +1,243 @@
+//! Fault test #4, "service killed": the real binary under load gets SIGKILL at a random moment.
+//! After a restart: invariants hold, every 201 is there, every request that got no answer and is
+//! retried with its Idempotency-Key ends with exactly one user, and the confirmation mails of all
+//! committed signups are delivered (their outbox rows survived the kill).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+use crate::support::gotrue_double::{ANON_KEY, Endpoint, Fault, GoTrueDouble};
+use crate::support::{
+    TEST_IDEMPOTENCY_SECRET, TestDb, assert_invariants, closed_port, eventually, signup_body,
+};
+
+/// The service binary on `port`, with GoTrue = `double` and short timeouts.
+fn start_binary(db: &TestDb, double: &GoTrueDouble, port: u16) -> Child {
+    let url = format!(
+        "postgres://postgres:postgres@{}:{}/{}",
+        db.options.get_host(),
+        db.options.get_port(),
+        db.name
+    );
+    Command::new(env!("CARGO_BIN_EXE_atomic-signup"))
+        .arg("serve")
+        .env_clear()
+        .env("DATABASE_URL", url)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("GOTRUE_URL", &double.url)
+        .env("SUPABASE_ANON_KEY", ANON_KEY)
+        .env("IDEMPOTENCY_SECRET", TEST_IDEMPOTENCY_SECRET)
+        .env("ARGON2_MEMORY_KIB", "1024")
+        .env("ARGON2_ITERATIONS", "1")
+        .env("RATE_LIMIT_SIGNUP_PER_MINUTE", "0")
+        .env("REQUEST_TIMEOUT_S", "2")
+        .env("STATEMENT_TIMEOUT_MS", "1000")
+        .env("OUTBOX_MAX_ATTEMPTS", "1000")
+        .env("OUTBOX_BACKOFF_BASE_MS", "20")
+        .env("OUTBOX_BACKOFF_MAX_MS", "200")
+        .env("OUTBOX_POLL_INTERVAL_MS", "50")
+        .env("LOG_FORMAT", "json")
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the binary")
+}
+
+async fn wait_until_up(client: &reqwest::Client, base: &str) {
+    let up = || async { client.get(format!("{base}/healthz")).send().await.is_ok() };
+    assert!(
+        eventually(Duration::from_secs(20), up).await,
+        "the service came up"
+    );
+}
+
+/// What one signup request got: an answer, or nothing (the process died under it).
+#[derive(Debug)]
+enum Outcome {
+    Answer(u16, Value),
+    NoAnswer,
+}
+
+async fn send(client: &reqwest::Client, base: &str, i: usize) -> Outcome {
+    let res = client
+        .post(format!("{base}/api/auth/signup"))
+        .header("idempotency-key", format!("kill-{i}"))
+        .json(&signup_body(
+            "Killed",
+            &format!("kill{i}@example.com"),
+            "Creator",
+        ))
+        .send()
+        .await;
+    match res {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            match res.json::<Value>().await {
+                Ok(body) => Outcome::Answer(status, body),
+                Err(_) => Outcome::NoAnswer,
+            }
+        }
+        Err(_) => Outcome::NoAnswer,
+    }
+}
+
+#[tokio::test]
+async fn sigkill_mid_load_then_restart_loses_nothing_and_delivers_every_mail() {
+    let db = TestDb::migrated().await;
+    let double = GoTrueDouble::start(db.pool.clone()).await;
+    // Until the kill, every /resend fails: the outbox rows of committed signups are pending (or
+    // held by a worker mid-delivery) when the process dies.
+    double.push_faults(
+        Endpoint::Resend,
+        100_000,
+        Fault::Status(500, "unexpected_failure"),
+    );
+    let port = closed_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut child = start_binary(&db, &double, port);
+    wait_until_up(&client, &base).await;
+
+    // Eight clients sign up one unique email after another until the process is gone.
+    let next = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, base, next, stop) =
+                (client.clone(), base.clone(), next.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let outcome = send(&client, &base, i).await;
+                    let dead = matches!(outcome, Outcome::NoAnswer);
+                    seen.push((i, outcome));
+                    if dead {
+                        break;
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    let at = Duration::from_millis(300 + (Uuid::new_v4().as_u128() % 700) as u64);
+    tokio::time::sleep(at).await;
+    let pid = child.id().expect("running") as libc::pid_t;
+    // SAFETY: sending SIGKILL to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let _ = child.wait().await;
+    stop.store(true, Ordering::SeqCst);
+    let mut outcomes = BTreeMap::new();
+    for task in load {
+        outcomes.extend(task.await.unwrap());
+    }
+
+    // Right after the kill: whole signups only, and every 201 is there.
+    assert_invariants(&db).await;
+    let created: Vec<usize> = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Answer(201, _)))
+        .map(|(i, _)| *i)
+        .collect();
+    for (i, outcome) in &outcomes {
+        if let Outcome::Answer(status, body) = outcome {
+            assert_eq!(*status, 201, "request {i} before the kill: {body}");
+            let id: Uuid = body["user_id"].as_str().unwrap().parse().unwrap();
+            let present: bool = sqlx::query_scalar(
+                "select exists (select 1 from auth.users u \
+                   join auth.identities i on i.user_id = u.id and i.provider_id = u.id::text \
+                   join public.profiles p on p.id = u.id where u.id = $1)",
+            )
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            assert!(present, "the 201 of request {i} is in all three tables");
+        }
+    }
+    let unanswered: Vec<usize> = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::NoAnswer))
+        .map(|(i, _)| *i)
+        .collect();
+    let pending: i64 = sqlx::query_scalar(
+        "select count(*) from atomic_signup.confirmation_outbox where status = 'pending'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    println!(
+        "killed after {at:?}: {} created, {} unanswered, {pending} outbox rows pending",
+        created.len(),
+        unanswered.len()
+    );
+    assert!(!created.is_empty(), "the load ran before the kill");
+    assert!(!unanswered.is_empty(), "the kill hit requests in flight");
+
+    // Restart (GoTrue healthy again). Each unanswered request, retried with its key, ends with
+    // a 201: the stored answer if it had committed, a new signup if it had not.
+    double.clear_faults();
+    let mut restarted = start_binary(&db, &double, port);
+    wait_until_up(&client, &base).await;
+    for i in &unanswered {
+        let mut tries = 0;
+        let body = loop {
+            match send(&client, &base, *i).await {
+                Outcome::Answer(201, body) => break body,
+                // The dead request's claim holds the key until its lease (≈ 4 s) runs out.
+                Outcome::Answer(409, body) if body["error"]["code"] == "request_in_progress" => {}
+                other => panic!("retry of request {i}: {other:?}"),
+            }
+            tries += 1;
+            assert!(tries < 40, "request {i} still in progress");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        assert_eq!(body["email"], format!("kill{i}@example.com"));
+    }
+    let emails: Vec<String> = sqlx::query_scalar("select email from auth.users order by email")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    let mut expected: Vec<String> = created
+        .iter()
+        .chain(&unanswered)
+        .map(|i| format!("kill{i}@example.com"))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        emails, expected,
+        "exactly one user per answered or retried request"
+    );
+
+    // Every committed signup's confirmation mail goes out, once.
+    let all_sent = || async {
+        let left: i64 = sqlx::query_scalar(
+            "select count(*) from atomic_signup.confirmation_outbox where status <> 'sent'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        left == 0
+    };
+    assert!(
+        eventually(Duration::from_secs(20), all_sent).await,
+        "outbox drained"
+    );
+    let mut mails = double.mails();
+    mails.sort();
+    assert_eq!(mails, expected, "one mail per user");
+    assert_invariants(&db).await;
+    let _ = restarted.start_kill();
+    let _ = restarted.wait().await;
+}
