@@ -1,6 +1,7 @@
 //! Faults and load (growing; see the "Hold up under faults" issue): every test ends with the
 //! invariant checker (tests/invariants.sql) at zero.
 
+mod database;
 #[path = "../support/mod.rs"]
 mod support;
 

@@ -5,6 +5,7 @@
 pub mod gotrue;
 pub mod gotrue_double;
 pub mod postgres;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
