@@ -1,10 +1,16 @@
-//! Faults and load (growing; see the "Hold up under faults" issue): every test ends with the
-//! invariant checker (tests/invariants.sql) at zero.
+//! The fault suite ("Hold up under faults"), runnable alone: `cargo test --test faults`. Every
+//! test ends with the invariant checker (tests/invariants.sql) at zero.
+//!
+//! - here: overload, statement and request timeouts, SIGTERM, rate limits;
+//! - `database`: connections cut, database paused, database restarted;
+//! - `process`: the real binary killed with SIGKILL under load, then restarted;
+//! - `hostile`: 10,000 random and mutated requests (proptest);
+//! - `doors`: one email through 50 simultaneous signups.
 
-mod database;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod database;
 mod doors;
 mod hostile;
 mod process;
