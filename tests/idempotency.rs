@@ -41,6 +41,20 @@ async fn key_row(
     .unwrap()
 }
 
+/// Leaves `key` as claim_idempotency_key does for a request still running (lease: a minute).
+async fn hold_key(app: &TestApp, key: &str) {
+    sqlx::query(
+        "insert into atomic_signup.idempotency_keys \
+           (key, fingerprint, state, claim, locked_until, expires_at) \
+         values ($1, '\\x00', 'in_progress', gen_random_uuid(), now() + interval '1 minute', \
+                 now() + interval '1 day')",
+    )
+    .bind(key)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn a_retry_with_the_same_key_and_body_replays_the_201_without_a_new_user() {
     let app = TestApp::spawn().await;
@@ -123,16 +137,8 @@ async fn the_same_key_with_another_body_is_422_idempotency_key_reused() {
 #[tokio::test]
 async fn a_key_held_by_a_running_request_is_409_then_taken_over_when_its_lease_ends() {
     let app = TestApp::spawn().await;
-    // A request holds "busy" (as claim_idempotency_key leaves it), for another minute.
-    sqlx::query(
-        "insert into atomic_signup.idempotency_keys \
-           (key, fingerprint, state, claim, locked_until, expires_at) \
-         values ('busy', '\\x00', 'in_progress', gen_random_uuid(), now() + interval '1 minute', \
-                 now() + interval '1 day')",
-    )
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
+    // A request holds "busy", for another minute.
+    hold_key(&app, "busy").await;
     // The fingerprint differs, but a live holder answers 409 only if the body is the same:
     let body = signup_body("Ada", "ada@example.com", "Creator");
     let (status, answer) = status_json(keyed(&app, "busy", &body).await).await;
@@ -201,15 +207,7 @@ async fn a_signup_that_lost_its_key_commits_nothing() {
     // What the service does when a request's lease ran out and another request took the key:
     // its transaction finds its claim gone and rolls back, with SQLSTATE AS409.
     let app = TestApp::spawn().await;
-    sqlx::query(
-        "insert into atomic_signup.idempotency_keys \
-           (key, fingerprint, state, claim, locked_until, expires_at) \
-         values ('lost', '\\x00', 'in_progress', gen_random_uuid(), now() + interval '1 minute', \
-                 now() + interval '1 day')",
-    )
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
+    hold_key(&app, "lost").await;
     let err = sqlx::query(
         "select * from atomic_signup.create_user_idempotent(gen_random_uuid(), 'lost@example.com', \
          '$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA', 'Lost', 'Creator', \

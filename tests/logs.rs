@@ -29,28 +29,16 @@ async fn secrets_never_reach_the_logs_and_every_request_line_has_its_id() {
     .unwrap();
     let double = GoTrueDouble::start(db.pool.clone()).await;
     let port = closed_port();
-    let url = format!(
-        "postgres://{role}:{DB_PASSWORD}@{}:{}/{}",
-        db.options.get_host(),
-        db.options.get_port(),
-        db.name
-    );
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_atomic-signup"))
-        .arg("serve")
-        .env_clear()
-        .env("DATABASE_URL", &url)
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+    let url = support::database_url(&db, &role, DB_PASSWORD);
+    let mut child = support::service_binary(&url, port)
         .env("GOTRUE_URL", &double.url)
         .env("SUPABASE_ANON_KEY", ANON_KEY)
         .env("IDEMPOTENCY_SECRET", IDEMPOTENCY_SECRET)
         .env("ARGON2_MEMORY_KIB", "1024")
         .env("ARGON2_ITERATIONS", "1")
         .env("RUST_LOG", "debug")
-        .env("LOG_FORMAT", "json")
-        .current_dir(std::env::temp_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("start the binary");
     let base = format!("http://127.0.0.1:{port}");

@@ -272,6 +272,44 @@ async fn assert_every_201_present(db: &TestDb, answers: &[Answer]) {
     );
 }
 
+/// `/readyz` every 300 ms for `period`.
+async fn poll_readyz(
+    client: &reqwest::Client,
+    base: &str,
+    period: Duration,
+) -> Vec<(u16, String, Duration)> {
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    while started.elapsed() < period {
+        answers.push(readyz(client, base).await);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    answers
+}
+
+/// While the database is unreachable (`when`): every signup answered 503, and every `/readyz`
+/// answered 503 naming the database within its own timeout.
+fn assert_unavailable(when: &str, signups: &[&Answer], readyz: &[(u16, String, Duration)]) {
+    for a in signups {
+        assert_eq!(
+            a.status, 503,
+            "signup {} {when}: {} {:?}",
+            a.email, a.status, a.code
+        );
+    }
+    for (status, database, latency) in readyz {
+        assert_eq!(
+            (*status, database.as_str()),
+            (503, "unavailable"),
+            "/readyz {when}"
+        );
+        assert!(
+            *latency <= READY_TIMEOUT + MARGIN,
+            "/readyz {when} answered after {latency:?}"
+        );
+    }
+}
+
 /// "n × 201, n × 503 database_unavailable, n × 503 request_timeout".
 fn tally<'a>(answers: impl IntoIterator<Item = &'a Answer>) -> String {
     let (mut created, mut unavailable, mut timed_out) = (0, 0, 0);
@@ -304,15 +342,7 @@ async fn connections_cut_mid_flight_leave_every_signup_whole_or_absent() {
     let pg = DedicatedPostgres::start().await;
     let db = pg.migrated_db().await;
     // Each signup statement takes 20 ms more, so that a cut finds statements in flight.
-    sqlx::raw_sql(
-        "create function public.test_only_slow() returns trigger language plpgsql as $$
-         begin perform pg_sleep(0.02); return new; end $$;
-         create trigger test_only_slow before insert on public.profiles
-           for each row execute function public.test_only_slow();",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    support::slow_profile_inserts(&db, 0.02).await;
     let proxy = Proxy::start(pg.addr()).await;
     let app = TestApp::spawn_on(db.reached_at(proxy.addr()), fault_settings).await;
     let client = http_client();
@@ -386,11 +416,7 @@ async fn a_paused_database_gets_fast_503s_and_signups_succeed_after_unpause() {
     );
     pg.pause().await;
     let paused_at = Instant::now();
-    let mut ready_while_paused = Vec::new();
-    while paused_at.elapsed() < PAUSE {
-        ready_while_paused.push(readyz(&client, &app.address).await);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let ready_while_paused = poll_readyz(&client, &app.address, PAUSE).await;
     let unpausing_at = Instant::now();
     pg.unpause().await;
     let mut answers = Vec::new();
@@ -425,24 +451,7 @@ async fn a_paused_database_gets_fast_503s_and_signups_succeed_after_unpause() {
         "only {} signups were sent and answered during the pause",
         during.len()
     );
-    for a in &during {
-        assert_eq!(
-            a.status, 503,
-            "signup {} during the pause: {} {:?}",
-            a.email, a.status, a.code
-        );
-    }
-    for (status, database, latency) in &ready_while_paused {
-        assert_eq!(
-            (*status, database.as_str()),
-            (503, "unavailable"),
-            "/readyz while paused"
-        );
-        assert!(
-            *latency <= READY_TIMEOUT + MARGIN,
-            "/readyz while paused answered after {latency:?}"
-        );
-    }
+    assert_unavailable("during the pause", &during, &ready_while_paused);
     assert_every_201_present(&db, &answers).await;
 }
 
@@ -465,11 +474,7 @@ async fn a_restarted_database_is_reconnected_without_restarting_the_service() {
     let stopping_at = Instant::now();
     pg.stop().await;
     let stopped_at = Instant::now();
-    let mut ready_while_down = Vec::new();
-    while stopped_at.elapsed() < DOWN {
-        ready_while_down.push(readyz(&client, &app.address).await);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let ready_while_down = poll_readyz(&client, &app.address, DOWN).await;
     let starting_at = Instant::now();
     pg.start_again().await;
     proxy.set_target(pg.addr());
@@ -506,23 +511,6 @@ async fn a_restarted_database_is_reconnected_without_restarting_the_service() {
     );
     assert_clean(&answers);
     assert!(!down.is_empty(), "no signup was answered while down");
-    for a in &down {
-        assert_eq!(
-            a.status, 503,
-            "signup {} while the database was down: {} {:?}",
-            a.email, a.status, a.code
-        );
-    }
-    for (status, database, latency) in &ready_while_down {
-        assert_eq!(
-            (*status, database.as_str()),
-            (503, "unavailable"),
-            "/readyz while down"
-        );
-        assert!(
-            *latency <= READY_TIMEOUT + MARGIN,
-            "/readyz while down answered after {latency:?}"
-        );
-    }
+    assert_unavailable("while the database was down", &down, &ready_while_down);
     assert_every_201_present(&check, &answers).await;
 }

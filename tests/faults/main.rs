@@ -121,15 +121,7 @@ async fn a_statement_over_statement_timeout_is_503_and_writes_nothing() {
     let app =
         TestApp::spawn_with(|s| s.database.statement_timeout = Duration::from_millis(200)).await;
     // A slow profile insert (a stand-in for a stuck database) inside the signup statement.
-    sqlx::raw_sql(
-        "create function public.test_only_slow() returns trigger language plpgsql as $$
-         begin perform pg_sleep(2); return new; end $$;
-         create trigger test_only_slow before insert on public.profiles
-           for each row execute function public.test_only_slow();",
-    )
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
+    support::slow_profile_inserts(&app.db, 2.0).await;
     let started = std::time::Instant::now();
     let (status, body) = support::status_json(
         app.signup(&signup_body("Slow", "slow@example.com", "Creator"))
@@ -153,26 +145,12 @@ async fn a_statement_over_statement_timeout_is_503_and_writes_nothing() {
 async fn sigterm_lets_an_in_flight_signup_commit_then_exits() {
     let db = support::TestDb::migrated().await;
     let port = support::closed_port();
-    let url = format!(
-        "postgres://postgres:postgres@{}:{}/{}",
-        db.options.get_host(),
-        db.options.get_port(),
-        db.name
-    );
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_atomic-signup"))
-        .arg("serve")
-        .env("DATABASE_URL", &url)
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+    let url = support::database_url(&db, "postgres", "postgres");
+    let mut child = support::service_binary(&url, port)
         // A slow hash, so the signup is surely in flight when SIGTERM arrives.
         .env("ARGON2_MEMORY_KIB", "262144")
         .env("ARGON2_ITERATIONS", "4")
         .env("SHUTDOWN_TIMEOUT_S", "20")
-        .env("IDEMPOTENCY_SECRET", support::TEST_IDEMPOTENCY_SECRET)
-        .env("LOG_FORMAT", "json")
-        .current_dir(std::env::temp_dir())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
@@ -326,15 +304,7 @@ async fn a_request_over_request_timeout_is_503_request_timeout_at_once() {
     })
     .await;
     // The statement is slower than the request timeout (and well within statement_timeout).
-    sqlx::raw_sql(
-        "create function public.test_only_slow() returns trigger language plpgsql as $$
-         begin perform pg_sleep(3); return new; end $$;
-         create trigger test_only_slow before insert on public.profiles
-           for each row execute function public.test_only_slow();",
-    )
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
+    support::slow_profile_inserts(&app.db, 3.0).await;
     let started = std::time::Instant::now();
     let res = app
         .signup(&signup_body("Slow", "slow@example.com", "Creator"))

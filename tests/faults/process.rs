@@ -9,30 +9,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use uuid::Uuid;
 
 use crate::support::gotrue_double::{ANON_KEY, Endpoint, Fault, GoTrueDouble};
-use crate::support::{
-    TEST_IDEMPOTENCY_SECRET, TestDb, assert_invariants, closed_port, eventually, signup_body,
-};
+use crate::support::{self, TestDb, assert_invariants, closed_port, eventually, signup_body};
 
 /// The service binary on `port`, with GoTrue = `double` and short timeouts.
 fn start_binary(db: &TestDb, double: &GoTrueDouble, port: u16) -> Child {
-    let url = format!(
-        "postgres://postgres:postgres@{}:{}/{}",
-        db.options.get_host(),
-        db.options.get_port(),
-        db.name
-    );
-    Command::new(env!("CARGO_BIN_EXE_atomic-signup"))
-        .arg("serve")
-        .env_clear()
-        .env("DATABASE_URL", url)
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+    support::service_binary(&support::database_url(db, "postgres", "postgres"), port)
         .env("GOTRUE_URL", &double.url)
         .env("SUPABASE_ANON_KEY", ANON_KEY)
-        .env("IDEMPOTENCY_SECRET", TEST_IDEMPOTENCY_SECRET)
         .env("ARGON2_MEMORY_KIB", "1024")
         .env("ARGON2_ITERATIONS", "1")
         .env("RATE_LIMIT_SIGNUP_PER_MINUTE", "0")
@@ -42,11 +29,6 @@ fn start_binary(db: &TestDb, double: &GoTrueDouble, port: u16) -> Child {
         .env("OUTBOX_BACKOFF_BASE_MS", "20")
         .env("OUTBOX_BACKOFF_MAX_MS", "200")
         .env("OUTBOX_POLL_INTERVAL_MS", "50")
-        .env("LOG_FORMAT", "json")
-        .current_dir(std::env::temp_dir())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("start the binary")
 }

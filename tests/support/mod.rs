@@ -283,3 +283,46 @@ pub async fn counts(db: &TestDb) -> (i64, i64, i64) {
     .await
     .expect("count rows")
 }
+
+/// Makes every profile insert sleep `seconds` inside the signup statement (a stand-in for a slow
+/// or stuck database).
+pub async fn slow_profile_inserts(db: &TestDb, seconds: f64) {
+    sqlx::raw_sql(&format!(
+        "create function public.test_only_slow() returns trigger language plpgsql as $$
+         begin perform pg_sleep({seconds}); return new; end $$;
+         create trigger test_only_slow before insert on public.profiles
+           for each row execute function public.test_only_slow();"
+    ))
+    .execute(&db.pool)
+    .await
+    .expect("install the slow trigger");
+}
+
+/// `postgres://user:password@host:port/db` of `db`.
+pub fn database_url(db: &TestDb, user: &str, password: &str) -> String {
+    format!(
+        "postgres://{user}:{password}@{}:{}/{}",
+        db.options.get_host(),
+        db.options.get_port(),
+        db.name
+    )
+}
+
+/// The real binary, `serve` on 127.0.0.1:`port` against `database_url`, with a clean environment
+/// (no `.env`: it runs in the temp dir), JSON logs, output discarded, killed when dropped. Tests
+/// add their own variables.
+pub fn service_binary(database_url: &str, port: u16) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_atomic-signup"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("DATABASE_URL", database_url)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("IDEMPOTENCY_SECRET", TEST_IDEMPOTENCY_SECRET)
+        .env("LOG_FORMAT", "json")
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    command
+}
