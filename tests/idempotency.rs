@@ -370,3 +370,42 @@ async fn expired_keys_are_forgotten_and_purged() {
     .unwrap();
     assert_eq!(outcome, "claimed");
 }
+
+#[tokio::test]
+async fn a_request_cut_off_by_the_timeout_gives_its_key_back_and_the_retry_signs_up_once() {
+    let app = TestApp::spawn_with(|s| {
+        s.request_timeout = Duration::from_secs(1);
+        s.database.statement_timeout = Duration::from_secs(10);
+    })
+    .await;
+    // The signup statement takes 2 s: the request is cut off at 1 s while the database still
+    // runs it.
+    support::slow_profile_inserts(&app.db, 2.0).await;
+    let body = signup_body("Ada", "ada@example.com", "Creator");
+    let (status, answer) = status_json(keyed(&app, "cut", &body).await).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (503, Some("request_timeout"))
+    );
+    // The dropped request gave its key back at once (not after its lease) …
+    assert!(
+        support::eventually(Duration::from_millis(800), || async {
+            key_row(&app, "cut").await.is_none()
+        })
+        .await,
+        "key released by the cancelled request"
+    );
+    // … so its still-running statement found its claim gone and rolled back.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(counts(&app.db).await, (0, 0, 0));
+    // The retry (with the database fast again) signs up, once.
+    sqlx::query("drop trigger test_only_slow on public.profiles")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let retry = keyed(&app, "cut", &body).await;
+    assert_eq!(replayed(&retry), None);
+    assert_eq!(retry.status(), 201);
+    assert_eq!(counts(&app.db).await, (1, 1, 1));
+    assert_invariants(&app.db).await;
+}
