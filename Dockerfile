@@ -24,10 +24,11 @@ RUN mkdir src \
         target/release/deps/libatomic_signup-* target/release/.fingerprint/atomic-signup-*
 
 # 2. The crate itself. `sqlx::migrate!("./migrations")` embeds migrations/ at compile time, so it
-#    is copied too, and `.sqlx/` holds the offline data that lets `sqlx::query!` compile without
+#    is copied too (build.rs makes cargo notice new files there), and `.sqlx/` holds the offline data that lets `sqlx::query!` compile without
 #    a database.
 ENV SQLX_OFFLINE=true
 COPY .sqlx ./.sqlx
+COPY build.rs ./
 COPY migrations ./migrations
 COPY src ./src
 # COPY keeps the files' own mtimes, which can be older than the dummy build above: touch the

@@ -51,6 +51,29 @@ def percentile(before, after, q):
     return None
 
 
+def scalar(name, metric):
+    """An unlabelled sample (e.g. a histogram's _sum or _count) of a saved /metrics scrape."""
+    for line in open(os.path.join(out, name)):
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == metric:
+            return float(parts[1])
+    return 0.0
+
+
+def tx_mean_ms(before, after):
+    """Mean of the service's own transaction timing between two scrapes (ms)."""
+    m = "atomic_signup_signup_transaction_duration_seconds"
+    n = scalar(after, m + "_count") - scalar(before, m + "_count")
+    s = scalar(after, m + "_sum") - scalar(before, m + "_sum")
+    return s / n * 1000 if n else 0.0
+
+
+def pg(step):
+    """Inside Postgres during a step: (mean exec ms, max exec ms, mean WAL sync ms, syncs)."""
+    calls, total, peak, syncs, sync_ms = (float(x) for x in open(os.path.join(out, f"{step}.pg")).read().split())
+    return (total / calls if calls else 0.0, peak, sync_ms / syncs if syncs else 0.0, syncs)
+
+
 def stmts(name):
     total, create = open(os.path.join(out, name)).read().split()
     return float(total), float(create)
@@ -61,13 +84,42 @@ def cpu(step):
     b = [float(x) for x in open(os.path.join(out, f"{step}.before.cpu")).read().split()]
     a = [float(x) for x in open(os.path.join(out, f"{step}.after.cpu")).read().split()]
     d = [y - x for x, y in zip(b, a)]
-    busy, argon2, service, postgres, double = d
+    busy, argon2, service, postgres, double, total = d
     return {"busy": busy, "argon2": argon2, "service_other": service - argon2,
-            "postgres": postgres, "double": double, "rest": busy - service - postgres - double}
+            "postgres": postgres, "double": double, "rest": busy - service - postgres - double,
+            "total": total}
+
+
+OURS = {"postgres", "atomic-signup", "gotrue_double"}
+
+
+def rest_of(step, busy):
+    """The biggest consumers of the step's CPU outside the service, Postgres and the double:
+    wrk (its own CPU time) and every other process (snapshot difference); shares of busy CPU."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        user, system = open(os.path.join(out, f"{step}.wrkcpu")).read().split()[-2:]
+        before = json.load(open(os.path.join(out, f"{step}.before.procs")))
+        after = json.load(open(os.path.join(out, f"{step}.after.procs")))
+    except (FileNotFoundError, ValueError):
+        return []
+    used = {"wrk": (float(user) + float(system)) * tick}
+    for pid, (name, jiffies) in after.items():
+        if name in OURS:
+            continue
+        delta = jiffies - before.get(pid, [name, 0])[1]
+        # kworker/1:1H-kblockd and kworker/0:2-events are one kind of work each
+        key = re.sub(r"/\d+:\d+", "", name) if name.startswith("kworker") else name
+        used[key] = used.get(key, 0) + delta
+    top = sorted(((j, n) for n, j in used.items() if j > 0), reverse=True)[:5]
+    return [f"{n} {j / (busy or 1):.0%}" for j, n in top]
 
 
 hash_bound = json.load(open(os.path.join(out, "hash_bound.json")))
-bound = hash_bound["hashes_per_second"]
+bound_after = json.load(open(os.path.join(out, "hash_bound_after.json")))["hashes_per_second"]
+# The machine's speed drifts over a run (a VM): the bound is measured before and after the signup
+# steps, and the ratios use their mean.
+bound = (hash_bound["hashes_per_second"] + bound_after) / 2
 rows = []
 for c in levels:
     r = wrk(f"signup_{c}.wrk")
@@ -81,6 +133,8 @@ for c in levels:
         "ratio": r["rps"] / bound,
         "tx50": (percentile(b0, b1, 0.50) or 0) * 1000, "tx99": (percentile(b0, b1, 0.99) or 0) * 1000,
         "stmts": (t1 - t0) / created if created else 0, "creates": k1 - k0, "created": created,
+        "tx_mean": tx_mean_ms(f"signup_{c}.before.prom", f"signup_{c}.after.prom"),
+        "pg": pg(f"signup_{c}"), "cpu": cpu(f"signup_{c}"),
     })
 big = wrk("signup_1000.wrk")
 
@@ -103,13 +157,31 @@ lines.append(f"Measured {datetime.date.today().isoformat()} on {os.cpu_count()} 
              f"m={hash_bound['m']} t={hash_bound['t']} p={hash_bound['p']}; release build; "
              f"Postgres, wrk, the service and the GoTrue double all on this one machine.")
 lines.append("")
-lines.append(f"**Hash bound**: {bound:.1f} argon2id hashes/s on all cores (measured in the same run).")
+lines.append(f"**Hash bound**: {bound:.1f} argon2id hashes/s on all cores, the mean of "
+             f"{hash_bound['hashes_per_second']:.1f} before and {bound_after:.1f} after the signup steps "
+             f"(measured in the same run, the service idle).")
 lines.append("")
 lines.append("| concurrency | signups/s | p50 ms | p95 ms | p99 ms | non-2xx | socket errors | ÷ hash bound | transaction p50 ms | transaction p99 ms | statements per signup |")
 lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     lines.append(f"| {r['c']} | {r['rps']:.1f} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | "
                  f"{r['non2xx']} | {r['sock']} | {r['ratio']:.2f} | {r['tx50']:.2f} | {r['tx99']:.2f} | {r['stmts']:.2f} |")
+lines.append("")
+lines.append("What the throughput ratio and the transaction time are made of, per step: the hashing "
+             "threads' share of all busy CPU, and the ratio their CPU time allows (their CPU time ÷ "
+             "all the machine's CPU time: the bound uses all of it for hashing); the service's own mean transaction time against Postgres' "
+             "mean and max execution time of the statement (without the commit) and its mean WAL "
+             "sync (the commit's wait for the disk):")
+lines.append("")
+lines.append("| concurrency | hashing share of CPU | ratio that share allows | ratio measured | transaction mean ms (service) | execution mean ms (Postgres) | execution max ms | WAL sync mean ms |")
+lines.append("|---|---|---|---|---|---|---|---|")
+for r in rows:
+    u = r["cpu"]
+    share = u["argon2"] / (u["busy"] or 1)
+    capacity = u["argon2"] / (u["total"] or 1)
+    exec_mean, exec_max, sync_mean, _ = r["pg"]
+    lines.append(f"| {r['c']} | {share:.0%} | {capacity:.2f} | {r['ratio']:.2f} | {r['tx_mean']:.2f} | "
+                 f"{exec_mean:.2f} | {exec_max:.1f} | {sync_mean:.2f} |")
 lines.append("")
 lines.append(f"- 1,000 concurrent signups: {big_created:.0f} created ({big_created / (big['duration_us'] / 1e6):.1f}/s), "
              f"{big_overloaded:.0f} answered 503 `overloaded` at once (hash queue full, by design), "
@@ -138,9 +210,20 @@ for label, step in steps:
     lines.append(f"| {label} | {u['argon2']/busy:.0%} | {u['service_other']/busy:.0%} | "
                  f"{u['postgres']/busy:.0%} | {u['double']/busy:.0%} | {u['rest']/busy:.0%} |")
 lines.append("")
+lines.append("The rest, by process (share of all busy CPU; kernel threads included):")
+lines.append("")
+for label, step in steps:
+    try:
+        u = cpu(step)
+    except (FileNotFoundError, ValueError):
+        continue
+    top = rest_of(step, u["busy"])
+    if top:
+        lines.append(f"- {label}: " + ", ".join(top))
+lines.append("")
 lines.append("- Transaction percentiles come from the service's own histogram "
              "(`atomic_signup_signup_transaction_duration_seconds`, interpolated within buckets "
-             "0.5/1/2/5 ms …); statements per signup from `pg_stat_statements` "
+             "0.5/1/1.5/2/3/4/5/7.5/10 ms …); statements per signup from `pg_stat_statements` "
              "(top-level statements executed ÷ signups committed).")
 table = "\n".join(lines)
 print(table)

@@ -10,6 +10,7 @@
 # Needs: Docker (and the local Postgres image: scripts/lib.sh builds it), wrk (apt-get install
 # wrk), python3. Everything runs in release mode on this machine, on loopback only.
 set -euo pipefail
+TIMEFORMAT='%U %S'
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$ROOT"
 
@@ -41,7 +42,8 @@ cleanup() {
 }
 trap cleanup EXIT
 docker run -d --name "$db" -p 127.0.0.1::5432 -e POSTGRES_PASSWORD=postgres "$TEST_POSTGRES_IMAGE" \
-  -c shared_preload_libraries=pg_stat_statements -c max_connections=200 >/dev/null
+  -c shared_preload_libraries=pg_stat_statements -c max_connections=200 \
+  -c track_wal_io_timing=on >/dev/null
 for _ in $(seq 1 60); do
   docker exec "$db" pg_isready -q -U postgres -h 127.0.0.1 2>/dev/null && break
   sleep 1
@@ -51,7 +53,16 @@ port=$(docker port "$db" 5432/tcp | head -n 1 | sed 's/.*://')
 psql_() { docker exec -i "$db" psql -qtA -v ON_ERROR_STOP=1 -U postgres "$@"; }
 psql_ <tests/fixtures/supabase_auth.sql >/dev/null
 psql_ -c "create extension if not exists pg_stat_statements" >/dev/null
-export DATABASE_URL="postgres://postgres:postgres@127.0.0.1:$port/postgres"
+# The service and the double reach Postgres at the container's own address on Docker's bridge,
+# not through the published port: that path runs every packet through docker-proxy, a userland
+# copy that cost ~20 % of the machine's CPU in the login step and is not part of any deployment.
+db_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$db")
+if [ -n "$db_ip" ] && timeout 2 bash -c "</dev/tcp/$db_ip/5432" 2>/dev/null; then
+  export DATABASE_URL="postgres://postgres:postgres@$db_ip:5432/postgres"
+else
+  export DATABASE_URL="postgres://postgres:postgres@127.0.0.1:$port/postgres"
+fi
+echo "database at ${DATABASE_URL#*@}"
 $bin migrate >/dev/null
 
 echo "== hash bound (${hash_secs}s, all cores)"
@@ -83,36 +94,55 @@ profile() {
       --sort symbol 2>/dev/null | grep -v '^$' | head -n 80 >"$out/$2.perf.txt" ) &
 }
 # CPU accounting (jiffies): where the machine's CPU went during a step. Prints
-# "busy argon2 service postgres double": all busy CPU, the service's hashing threads, the whole
+# "busy argon2 service postgres double total": all busy CPU, the service's hashing threads, the whole
 # service, every postgres process, the GoTrue double (the rest is wrk and the system).
 jiffies() { awk '{print $14 + $15}' "$@" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
 cpu() {
-  local busy argon2 service postgres double
+  local busy argon2 service postgres double total
   busy=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat)
+  total=$(awk '/^cpu / {print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)
   argon2=$(for t in /proc/$svc/task/*; do grep -q '^argon2' "$t/comm" 2>/dev/null && echo "$t/stat"; done | xargs -r cat | awk '{s += $14 + $15} END {print s + 0}')
   service=$(jiffies /proc/$svc/stat)
   postgres=$(for p in $(pgrep -x postgres); do echo /proc/$p/stat; done | xargs -r cat | awk '{s += $14 + $15} END {print s + 0}')
   double=$(jiffies /proc/$dbl/stat)
-  echo "$busy $argon2 $service $postgres $double"
+  echo "$busy $argon2 $service $postgres $double $total"
 }
 statements() {
   psql_ -c "select coalesce(sum(calls),0) || ' ' || coalesce(sum(calls) filter (where query like '%create_user%'),0) \
             from pg_stat_statements where query not like '%pg_stat_statements%' and dbid = (select oid from pg_database where datname = 'postgres')"
 }
 
+# Inside Postgres, per step: the signup statement's executions, mean and max execution time (ms,
+# without the commit), and the WAL syncs with their total time (ms): the commit's disk wait.
+pgdiag() {
+  psql_ -c "select coalesce(sum(calls),0) || ' ' || coalesce(sum(total_exec_time),0) || ' ' || coalesce(max(max_exec_time),0) \
+            from pg_stat_statements where query like '%create_user%'"
+  psql_ -c "select wal_sync || ' ' || wal_sync_time from pg_stat_wal"
+}
+
 echo "== signups"
 for c in $levels; do
   threads=2; [ "$c" -lt 2 ] && threads=1
+  psql_ -c "select pg_stat_statements_reset(), pg_stat_reset_shared('wal')" >/dev/null
   metrics >"$out/signup_$c.before.prom"
   statements >"$out/signup_$c.before.stmts"
   cpu >"$out/signup_$c.before.cpu"
+  python3 bench/procs.py >"$out/signup_$c.before.procs"
   profile "$dur" "signup_$c"
-  BENCH_PREFIX="c$c-$$" wrk -t"$threads" -c"$c" -d"${dur}s" --timeout 30s -s bench/signup.lua \
-    http://127.0.0.1:18000/api/auth/signup | tee "$out/signup_$c.wrk"
+  # wrk's own CPU time (user, system seconds) from bash's `time`: it has exited by the end of
+  # the step, so the process snapshots cannot see it.
+  { time BENCH_PREFIX="c$c-$$" wrk -t"$threads" -c"$c" -d"${dur}s" --timeout 30s -s bench/signup.lua \
+    http://127.0.0.1:18000/api/auth/signup >"$out/signup_$c.wrk"; } 2>"$out/signup_$c.wrkcpu"
+  cat "$out/signup_$c.wrk"
   metrics >"$out/signup_$c.after.prom"
   statements >"$out/signup_$c.after.stmts"
   cpu >"$out/signup_$c.after.cpu"
+  python3 bench/procs.py >"$out/signup_$c.after.procs"
+  pgdiag | tr '\n' ' ' >"$out/signup_$c.pg"
 done
+
+echo "== hash bound again (${hash_secs}s, service idle): the machine's drift over the run"
+target/release/examples/hash_bound "$hash_secs" | tee "$out/hash_bound_after.json"
 
 echo "== 1,000 concurrent signups (peak RSS)"
 metrics >"$out/signup_1000.before.prom"
@@ -137,10 +167,13 @@ kill $seed
 for c in 64 1; do
   threads=2; [ "$c" -lt 2 ] && threads=1
   cpu >"$out/login_$c.before.cpu"
+  python3 bench/procs.py >"$out/login_$c.before.procs"
   [ "$c" = 64 ] && profile "$dur" "login_64"
-  LOGIN_USERS=$users wrk -t$threads -c$c -d"${dur}s" -s bench/login.lua http://127.0.0.1:18000 \
-    | tee "$out/login_service_$c.wrk"
+  { time LOGIN_USERS=$users wrk -t$threads -c$c -d"${dur}s" -s bench/login.lua http://127.0.0.1:18000 \
+    >"$out/login_service_$c.wrk"; } 2>"$out/login_$c.wrkcpu"
+  cat "$out/login_service_$c.wrk"
   cpu >"$out/login_$c.after.cpu"
+  python3 bench/procs.py >"$out/login_$c.after.procs"
   LOGIN_USERS=$users LOGIN_PATH='/token?grant_type=password' APIKEY=test-anon-key-0123456789 \
     wrk -t$threads -c$c -d"${dur}s" -s bench/login.lua http://127.0.0.1:19999 | tee "$out/login_double_$c.wrk"
 done
