@@ -6,6 +6,8 @@
 #   bench/run.sh --short    # a few seconds per step (CI), writes target/bench/BENCHMARKS.md
 #   PERF=1 bench/run.sh     # also samples the service with `perf record` (cpu-clock) during the
 #                           # last signup step and the login step: target/bench/run/*.perf.txt
+#   SCHED=1 bench/run.sh    # also records scheduler latency (perf sched) for 5 s of each signup
+#                           # step: target/bench/run/signup_*.sched.txt
 #
 # Needs: Docker (and the local Postgres image: scripts/lib.sh builds it), wrk (apt-get install
 # wrk), python3. Everything runs in release mode on this machine, on loopback only.
@@ -93,6 +95,15 @@ profile() {
     perf report -i "$out/$2.perf.data" --stdio --no-children --percent-limit 1.5 \
       --sort symbol 2>/dev/null | grep -v '^$' | head -n 80 >"$out/$2.perf.txt" ) &
 }
+# With SCHED=1: `perf sched record` on the whole machine for $1 seconds, summarised by
+# `perf sched latency` (how long each task waited for a CPU after waking) into $out/$2.sched.txt.
+sched_profile() {
+  [ "${SCHED:-}" = 1 ] || return 0
+  command -v perf >/dev/null || apt_install linux-perf
+  ( perf sched record -a -q -o "$out/$2.sched.data" -- sleep "$1" >/dev/null 2>&1
+    perf sched latency -i "$out/$2.sched.data" --sort max 2>/dev/null | head -n 60 >"$out/$2.sched.txt"
+    rm -f "$out/$2.sched.data" ) &
+}
 # CPU accounting (jiffies): where the machine's CPU went during a step. Prints
 # "busy argon2 service postgres double total": all busy CPU, the service's hashing threads, the whole
 # service, every postgres process, the GoTrue double (the rest is wrk and the system).
@@ -129,6 +140,7 @@ for c in $levels; do
   cpu >"$out/signup_$c.before.cpu"
   python3 bench/procs.py >"$out/signup_$c.before.procs"
   profile "$dur" "signup_$c"
+  sched_profile "$(( dur > 5 ? 5 : dur ))" "signup_$c"
   # wrk's own CPU time (user, system seconds) from bash's `time`: it has exited by the end of
   # the step, so the process snapshots cannot see it.
   { time BENCH_PREFIX="c$c-$$" wrk -t"$threads" -c"$c" -d"${dur}s" --timeout 30s -s bench/signup.lua \
