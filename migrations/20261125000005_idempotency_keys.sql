@@ -78,11 +78,12 @@ begin
 end
 $$;
 
--- THE signup transaction with a key: create_user, then the key becomes 'completed' with the
--- answer the service is about to send. `p_response` is that answer except what only this
--- transaction knows: its `onboarding_completed` (a trigger may have set it) is filled in here.
--- Raises SQLSTATE 'AS409' when the request no longer holds the key (its lease ran out and
--- another request took it over): then nothing of this signup is committed.
+-- THE signup transaction, as the service calls it: create_user, then, when the request carries
+-- a key (p_key not null), the key becomes 'completed' with the answer the service is about to
+-- send. `p_response` is that answer except what only this transaction knows: its
+-- `onboarding_completed` (a trigger may have set it) is filled in here. Raises SQLSTATE 'AS409'
+-- when the request no longer holds the key (its lease ran out and another request took it
+-- over): then nothing of this signup is committed. Without a key the four key arguments are null.
 create function atomic_signup.create_user_idempotent(
   p_user_id uuid, p_email text, p_encrypted_password text, p_name text, p_role text,
   p_email_confirmed boolean,
@@ -98,16 +99,18 @@ begin
   from atomic_signup.create_user(
     p_user_id, p_email, p_encrypted_password, p_name, p_role, p_email_confirmed) c;
 
-  update atomic_signup.idempotency_keys t
-  set state = 'completed', claim = null, locked_until = null, user_id = p_user_id,
-      response_status = p_response_status,
-      response_body = case when p_response ? 'onboarding_completed'
-                           then p_response || jsonb_build_object('onboarding_completed', v_onboarding)
-                           else p_response end
-  where t.key = p_key and t.claim = p_claim and t.state = 'in_progress';
-  if not found then
-    raise exception 'this request no longer holds its idempotency key'
-      using errcode = 'AS409';
+  if p_key is not null then
+    update atomic_signup.idempotency_keys t
+    set state = 'completed', claim = null, locked_until = null, user_id = p_user_id,
+        response_status = p_response_status,
+        response_body = case when p_response ? 'onboarding_completed'
+                             then p_response || jsonb_build_object('onboarding_completed', v_onboarding)
+                             else p_response end
+    where t.key = p_key and t.claim = p_claim and t.state = 'in_progress';
+    if not found then
+      raise exception 'this request no longer holds its idempotency key'
+        using errcode = 'AS409';
+    end if;
   end if;
 
   return query select v_confirmed_at, v_onboarding;

@@ -183,13 +183,19 @@ async fn create(
         onboarding_completed: false,
         email_confirmed: !state.require_email_confirmation,
     };
-    // The answer stored with the key, committed with the signup.
-    let (status, answer) = if state.conceal_existing_emails {
-        (StatusCode::ACCEPTED, serde_json::to_value(CONCEALED))
+    let status = if state.conceal_existing_emails {
+        StatusCode::ACCEPTED
     } else {
-        (StatusCode::CREATED, serde_json::to_value(&body))
+        StatusCode::CREATED
     };
-    let answer = answer.map_err(|e| ApiError::Internal(format!("answer to JSON: {e}")))?;
+    // With a key: the answer stored with it, committed with the signup.
+    let stored = match key {
+        None => None,
+        Some(_) if state.conceal_existing_emails => Some(serde_json::to_value(CONCEALED)),
+        Some(_) => Some(serde_json::to_value(&body)),
+    }
+    .transpose()
+    .map_err(|e| ApiError::Internal(format!("answer to JSON: {e}")))?;
     let created = create_account(
         &state.pool,
         NewAccount {
@@ -197,11 +203,11 @@ async fn create(
             user,
             password_hash: &password_hash,
             email_confirmed: !state.require_email_confirmation,
-            idempotency: key.map(|held| KeyCompletion {
+            idempotency: key.zip(stored.as_ref()).map(|(held, body)| KeyCompletion {
                 key: held.key.as_str(),
                 claim: held.claim,
                 status: status.as_u16(),
-                body: &answer,
+                body,
             }),
         },
     )
@@ -221,7 +227,7 @@ async fn create(
             Err(err) => return Err(err.into()),
         };
         return Ok(Created {
-            response: (status, Json(answer)).into_response(),
+            response: (status, Json(CONCEALED)).into_response(),
             key_completed,
         });
     }

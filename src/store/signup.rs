@@ -1,9 +1,11 @@
 //! THE signup transaction.
 //!
-//! One statement, `select … from atomic_signup.create_user(…)`, sent in autocommit mode: Postgres
-//! runs it as one transaction, in one round trip. The function (migrations/
-//! 20261124000002_signup_function.sql) inserts `auth.users`, `auth.identities` and
-//! `public.profiles` in that order; if any insert fails, none of the rows exists.
+//! One statement, `select … from atomic_signup.create_user_idempotent(…)`, sent in autocommit
+//! mode: Postgres runs it as one transaction, in one round trip. It calls `create_user`
+//! (migrations/20261124000003_signup_function.sql), which inserts `auth.users`,
+//! `auth.identities` and `public.profiles` in that order, and with an Idempotency-Key completes
+//! the key (migrations/20261125000005_idempotency_keys.sql); if anything fails, none of the rows
+//! exists.
 //!
 //! Duplicates are detected by the database, not by a SELECT first: the unique index on
 //! `auth.users.email` makes exactly one of two concurrent signups with one email win, and the
@@ -91,44 +93,25 @@ pub async fn create_account(
     account: NewAccount<'_>,
 ) -> Result<CreatedAccount, SignupError> {
     let started = std::time::Instant::now();
-    let result = match &account.idempotency {
-        None => {
-            sqlx::query_as!(
-                CreatedAccount,
-                r#"select out_email_confirmed_at as "email_confirmed_at?",
-                      out_onboarding_completed as "onboarding_completed!"
-               from atomic_signup.create_user($1, $2, $3, $4, $5, $6)"#,
-                account.user_id,
-                account.user.email.as_str(),
-                account.password_hash.as_str(),
-                account.user.name.as_str(),
-                account.user.role.as_str(),
-                account.email_confirmed,
-            )
-            .fetch_one(pool)
-            .await
-        }
-        Some(key) => {
-            sqlx::query_as!(
-                CreatedAccount,
-                r#"select out_email_confirmed_at as "email_confirmed_at?",
-                      out_onboarding_completed as "onboarding_completed!"
-               from atomic_signup.create_user_idempotent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
-                account.user_id,
-                account.user.email.as_str(),
-                account.password_hash.as_str(),
-                account.user.name.as_str(),
-                account.user.role.as_str(),
-                account.email_confirmed,
-                key.key,
-                key.claim,
-                i16::try_from(key.status).unwrap_or(i16::MAX),
-                key.body,
-            )
-            .fetch_one(pool)
-            .await
-        }
-    };
+    let key = account.idempotency.as_ref();
+    let result = sqlx::query_as!(
+        CreatedAccount,
+        r#"select out_email_confirmed_at as "email_confirmed_at?",
+                  out_onboarding_completed as "onboarding_completed!"
+           from atomic_signup.create_user_idempotent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
+        account.user_id,
+        account.user.email.as_str(),
+        account.password_hash.as_str(),
+        account.user.name.as_str(),
+        account.user.role.as_str(),
+        account.email_confirmed,
+        key.map(|k| k.key),
+        key.map(|k| k.claim),
+        key.map(|k| i16::try_from(k.status).unwrap_or(i16::MAX)),
+        key.map(|k| k.body),
+    )
+    .fetch_one(pool)
+    .await;
     metrics::histogram!(crate::observe::SIGNUP_TRANSACTION_DURATION)
         .record(started.elapsed().as_secs_f64());
     Ok(result?)
