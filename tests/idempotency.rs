@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
-use support::{TestApp, assert_invariants, counts, signup_body, status_json};
+use support::{TestApp, assert_error, assert_invariants, counts, signup_body, status_json};
 use uuid::Uuid;
 
 /// POST /api/auth/signup with `key` as Idempotency-Key.
@@ -124,12 +124,7 @@ async fn the_same_key_with_another_body_is_422_idempotency_key_reused() {
         signup_body("Ada", "ada@example.com", "Brand"),
         other_password,
     ] {
-        let (status, answer) = status_json(keyed(&app, "k", &body).await).await;
-        assert_eq!(
-            (status, answer["error"]["code"].as_str()),
-            (422, Some("idempotency_key_reused")),
-            "{answer}"
-        );
+        assert_error(keyed(&app, "k", &body).await, 422, "idempotency_key_reused").await;
     }
     assert_eq!(counts(&app.db).await, (1, 1, 1));
 }
@@ -141,12 +136,12 @@ async fn a_key_held_by_a_running_request_is_409_then_taken_over_when_its_lease_e
     hold_key(&app, "busy").await;
     // The fingerprint differs, but a live holder answers 409 only if the body is the same:
     let body = signup_body("Ada", "ada@example.com", "Creator");
-    let (status, answer) = status_json(keyed(&app, "busy", &body).await).await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (422, Some("idempotency_key_reused")),
-        "{answer}"
-    );
+    assert_error(
+        keyed(&app, "busy", &body).await,
+        422,
+        "idempotency_key_reused",
+    )
+    .await;
     // … so give the holder this request's fingerprint: find it from a completed twin.
     let (status, _) = status_json(keyed(&app, "twin", &body).await).await;
     assert_eq!(status, 201);
@@ -163,12 +158,7 @@ async fn a_key_held_by_a_running_request_is_409_then_taken_over_when_its_lease_e
         res.headers().get("retry-after").map(HeaderValue::as_bytes),
         Some(&b"1"[..])
     );
-    let (status, answer) = status_json(res).await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (409, Some("request_in_progress")),
-        "{answer}"
-    );
+    assert_error(res, 409, "request_in_progress").await;
 
     // The holder died: its lease ends, and the next request takes the key over.
     sqlx::query(
@@ -382,11 +372,7 @@ async fn a_request_cut_off_by_the_timeout_gives_its_key_back_and_the_retry_signs
     // runs it.
     support::slow_profile_inserts(&app.db, 2.0).await;
     let body = signup_body("Ada", "ada@example.com", "Creator");
-    let (status, answer) = status_json(keyed(&app, "cut", &body).await).await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (503, Some("request_timeout"))
-    );
+    assert_error(keyed(&app, "cut", &body).await, 503, "request_timeout").await;
     // The dropped request gave its key back at once (not after its lease) …
     assert!(
         support::eventually(Duration::from_millis(800), || async {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::gotrue_double::{Endpoint, ErrorStyle, Fault};
-use support::{TestApp, signup_body, status_json};
+use support::{TestApp, assert_error, signup_body, status_json};
 use uuid::Uuid;
 
 const PASSWORD: &str = "correct horse battery";
@@ -72,18 +72,18 @@ async fn wrong_password_unconfirmed_and_banned() {
     let user = signed_up(&app, "Uma", "uma@example.com").await;
 
     // Unconfirmed: a wrong password is still 401 (GoTrue checks confirmation after the password).
-    let (status, body) = status_json(app.login("uma@example.com", "wrong password").await).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (401, Some("invalid_credentials")),
-        "{body}"
-    );
-    let (status, body) = status_json(app.login("uma@example.com", PASSWORD).await).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (403, Some("email_not_confirmed")),
-        "{body}"
-    );
+    assert_error(
+        app.login("uma@example.com", "wrong password").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let body = assert_error(
+        app.login("uma@example.com", PASSWORD).await,
+        403,
+        "email_not_confirmed",
+    )
+    .await;
     assert_eq!(
         body["error"]["message"],
         "Please verify your email before logging in"
@@ -98,20 +98,19 @@ async fn wrong_password_unconfirmed_and_banned() {
         .execute(&app.db.pool)
         .await
         .unwrap();
-    let (status, body) =
-        status_json(app.login("uma@example.com", "even the wrong one").await).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (403, Some("user_banned")),
-        "{body}"
-    );
+    assert_error(
+        app.login("uma@example.com", "even the wrong one").await,
+        403,
+        "user_banned",
+    )
+    .await;
 
-    let (status, body) = status_json(app.login("nobody@example.com", PASSWORD).await).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (401, Some("invalid_credentials")),
-        "{body}"
-    );
+    assert_error(
+        app.login("nobody@example.com", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -180,12 +179,12 @@ async fn gotrue_down_is_502_and_slow_is_504_within_the_timeout() {
         s.gotrue.as_mut().unwrap().url = format!("http://127.0.0.1:{port}");
     })
     .await;
-    let (status, body) = status_json(app.login("a@example.com", PASSWORD).await).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (502, Some("auth_unavailable")),
-        "{body}"
-    );
+    let body = assert_error(
+        app.login("a@example.com", PASSWORD).await,
+        502,
+        "auth_unavailable",
+    )
+    .await;
     assert!(
         !body.to_string().contains("127.0.0.1"),
         "no internal detail: {body}"
@@ -211,12 +210,12 @@ async fn gotrue_down_is_502_and_slow_is_504_within_the_timeout() {
     // 5xx from GoTrue, and a gateway that refuses our key.
     app.double()
         .push_faults(Endpoint::Token, 1, Fault::Status(500, "unexpected_failure"));
-    let (status, body) = status_json(app.login("a@example.com", PASSWORD).await).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (502, Some("auth_unavailable")),
-        "{body}"
-    );
+    assert_error(
+        app.login("a@example.com", PASSWORD).await,
+        502,
+        "auth_unavailable",
+    )
+    .await;
     let wrong_key = app
         .another_instance(|s| s.gotrue.as_mut().unwrap().anon_key = "wrong".into())
         .await;
@@ -236,11 +235,7 @@ async fn gotrue_rate_limits_pass_through_with_retry_after() {
             .map(|v| v.to_str().unwrap()),
         Some("42")
     );
-    let (status, body) = status_json(res).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (429, Some("rate_limited"))
-    );
+    assert_error(res, 429, "rate_limited").await;
 }
 
 #[tokio::test]
@@ -260,13 +255,13 @@ async fn every_gotrue_error_shape_is_understood() {
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (401, Some("invalid_credentials")),
-            "{style:?}"
+            "{style:?}: {body}"
         );
         let (status, body) = status_json(app.login("shay@example.com", PASSWORD).await).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (403, Some("email_not_confirmed")),
-            "{style:?}"
+            "{style:?}: {body}"
         );
         sqlx::query("update auth.users set banned_until = now() + interval '1 hour' where id = $1")
             .bind(user)
@@ -277,7 +272,7 @@ async fn every_gotrue_error_shape_is_understood() {
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (403, Some("user_banned")),
-            "{style:?}"
+            "{style:?}: {body}"
         );
     }
 }
@@ -300,12 +295,12 @@ async fn a_row_gotrue_cannot_scan_fails_every_login_and_ours_never_are() {
         .execute(&app.db.pool)
         .await
         .unwrap();
-    let (status, body) = status_json(app.login("bad@example.com", PASSWORD).await).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (502, Some("auth_unavailable")),
-        "{body}"
-    );
+    assert_error(
+        app.login("bad@example.com", PASSWORD).await,
+        502,
+        "auth_unavailable",
+    )
+    .await;
     let last = app.double().calls_to(Endpoint::Token).pop().unwrap();
     assert_eq!(
         last.status, 500,
@@ -329,11 +324,12 @@ async fn a_row_gotrue_cannot_scan_fails_every_login_and_ours_never_are() {
 #[tokio::test]
 async fn login_without_gotrue_configured_is_503() {
     let app = TestApp::spawn().await;
-    let (status, body) = status_json(app.login("a@example.com", PASSWORD).await).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (503, Some("login_not_configured"))
-    );
+    assert_error(
+        app.login("a@example.com", PASSWORD).await,
+        503,
+        "login_not_configured",
+    )
+    .await;
 }
 
 #[tokio::test]

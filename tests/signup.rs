@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use support::gotrue::{
     find_user_by_email_and_audience, gotrue_argon2_verifies, null_scan_columns, parse_gotrue_argon2,
 };
-use support::{TestApp, counts, signup_body, status_json};
+use support::{TestApp, assert_error, counts, signup_body, status_json};
 use uuid::Uuid;
 
 const NIL: &str = "00000000-0000-0000-0000-000000000000";
@@ -550,11 +550,7 @@ async fn unknown_routes_and_methods_answer_json() {
         .await
         .unwrap();
     let request_id = res.headers().get("x-request-id").cloned();
-    let (status, body) = status_json(res).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("not_found"))
-    );
+    assert_error(res, 404, "not_found").await;
     assert!(request_id.is_some(), "every response carries a request id");
     let res = app
         .client
@@ -564,11 +560,7 @@ async fn unknown_routes_and_methods_answer_json() {
         .await
         .unwrap();
     assert_eq!(res.headers()["x-request-id"], "abc-123");
-    let (status, body) = status_json(res).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (405, Some("method_not_allowed"))
-    );
+    assert_error(res, 405, "method_not_allowed").await;
     let (status, body) = status_json(
         app.client
             .get(format!("{}/healthz", app.address))

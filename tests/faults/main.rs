@@ -18,7 +18,7 @@ mod process;
 use std::time::Duration;
 
 use atomic_signup::password::HashSettings;
-use support::{TestApp, assert_invariants, signup_body};
+use support::{TestApp, assert_error, assert_invariants, signup_body};
 
 fn raise_open_file_limit() {
     // 1,000 client sockets and 1,000 server sockets live in this one process.
@@ -123,16 +123,13 @@ async fn a_statement_over_statement_timeout_is_503_and_writes_nothing() {
     // A slow profile insert (a stand-in for a stuck database) inside the signup statement.
     support::slow_profile_inserts(&app.db, 2.0).await;
     let started = std::time::Instant::now();
-    let (status, body) = support::status_json(
+    assert_error(
         app.signup(&signup_body("Slow", "slow@example.com", "Creator"))
             .await,
+        503,
+        "database_unavailable",
     )
     .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (503, Some("database_unavailable")),
-        "{body}"
-    );
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "cancelled by statement_timeout, not waited out"
@@ -313,12 +310,7 @@ async fn a_request_over_request_timeout_is_503_request_timeout_at_once() {
         res.headers().get("retry-after").map(|v| v.as_bytes()),
         Some(&b"1"[..])
     );
-    let (status, body) = support::status_json(res).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (503, Some("request_timeout")),
-        "{body}"
-    );
+    assert_error(res, 503, "request_timeout").await;
     let elapsed = started.elapsed();
     assert!(
         elapsed >= Duration::from_secs(1) && elapsed < Duration::from_millis(2500),

@@ -326,3 +326,15 @@ pub fn service_binary(database_url: &str, port: u16) -> tokio::process::Command 
         .kill_on_drop(true);
     command
 }
+
+/// Asserts that `res` is the JSON error answer `status` with `error.code` = `code`; returns the
+/// body for further checks.
+pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> Value {
+    let (got, body) = status_json(res).await;
+    assert_eq!(
+        (got, body["error"]["code"].as_str()),
+        (status, Some(code)),
+        "{body}"
+    );
+    body
+}
