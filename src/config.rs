@@ -66,12 +66,12 @@ impl IdempotencySettings {
             .ok_or(ConfigError::Missing { name })?;
         let secret = FingerprintSecret::parse(raw.trim())
             .map_err(|reason| ConfigError::Invalid { name, reason })?;
-        let purge_interval = Duration::from_secs(
-            parse_or(get, "IDEMPOTENCY_PURGE_INTERVAL_S", 3600, |v| {
-                parse_in_range(v, 1, 86_400)
-            })?
-            .into(),
-        );
+        let purge_interval = parse_or(
+            get,
+            "IDEMPOTENCY_PURGE_INTERVAL_S",
+            Duration::from_secs(3600),
+            seconds(86_400),
+        )?;
         Ok(Self {
             secret,
             purge_interval,
@@ -121,13 +121,16 @@ impl GoTrueSettings {
             .ok_or(ConfigError::Missing {
                 name: "SUPABASE_ANON_KEY",
             })?;
-        let timeout_ms = parse_or(get, "GOTRUE_TIMEOUT_MS", 10_000, |v| {
-            parse_in_range(v, 1, 600_000)
-        })?;
+        let timeout = parse_or(
+            get,
+            "GOTRUE_TIMEOUT_MS",
+            Duration::from_millis(10_000),
+            millis(600_000),
+        )?;
         Ok(Some(Self {
             url,
             anon_key: anon_key.trim().to_owned(),
-            timeout: Duration::from_millis(timeout_ms.into()),
+            timeout,
         }))
     }
 }
@@ -217,18 +220,18 @@ impl DatabaseSettings {
             max_connections: parse_or(get, "DATABASE_MAX_CONNECTIONS", 10, |v| {
                 parse_in_range(v, 1, 1000)
             })?,
-            statement_timeout: Duration::from_millis(
-                parse_or(get, "STATEMENT_TIMEOUT_MS", 5000, |v| {
-                    parse_in_range(v, 1, 3_600_000)
-                })?
-                .into(),
-            ),
-            acquire_timeout: Duration::from_millis(
-                parse_or(get, "DATABASE_ACQUIRE_TIMEOUT_MS", 2000, |v| {
-                    parse_in_range(v, 1, 3_600_000)
-                })?
-                .into(),
-            ),
+            statement_timeout: parse_or(
+                get,
+                "STATEMENT_TIMEOUT_MS",
+                Duration::from_millis(5000),
+                millis(3_600_000),
+            )?,
+            acquire_timeout: parse_or(
+                get,
+                "DATABASE_ACQUIRE_TIMEOUT_MS",
+                Duration::from_millis(2000),
+                millis(3_600_000),
+            )?,
         })
     }
 
@@ -307,15 +310,18 @@ impl Settings {
             crate::password::DEFAULT_QUEUE_PER_CORE as u32,
             |v| parse_in_range(v, 1, 100_000),
         )? as usize;
-        let shutdown_timeout = Duration::from_secs(
-            parse_or(get, "SHUTDOWN_TIMEOUT_S", 30, |v| {
-                parse_in_range(v, 1, 3600)
-            })?
-            .into(),
-        );
-        let request_timeout = Duration::from_secs(
-            parse_or(get, "REQUEST_TIMEOUT_S", 15, |v| parse_in_range(v, 1, 3600))?.into(),
-        );
+        let shutdown_timeout = parse_or(
+            get,
+            "SHUTDOWN_TIMEOUT_S",
+            Duration::from_secs(30),
+            seconds(3600),
+        )?;
+        let request_timeout = parse_or(
+            get,
+            "REQUEST_TIMEOUT_S",
+            Duration::from_secs(15),
+            seconds(3600),
+        )?;
         let per_minute = |v: &str| parse_in_range(v, 0, 60_000);
         let rate_limit_signup_per_minute =
             parse_or(get, "RATE_LIMIT_SIGNUP_PER_MINUTE", 20, per_minute)?;
@@ -324,16 +330,15 @@ impl Settings {
         let trust_forwarded_for = parse_or(get, "TRUST_FORWARDED_FOR", false, parse_bool)?;
         let gotrue = GoTrueSettings::from_lookup(get)?;
         let idempotency = IdempotencySettings::from_lookup(get)?;
-        let ms =
-            |v: &str| parse_in_range(v, 1, 86_400_000).map(|n| Duration::from_millis(n.into()));
+        let ms = millis(86_400_000);
         let d = OutboxSettings::default();
         let outbox = OutboxSettings {
             max_attempts: parse_or(get, "OUTBOX_MAX_ATTEMPTS", d.max_attempts, |v| {
                 parse_in_range(v, 1, 1000)
             })?,
-            backoff_base: parse_or(get, "OUTBOX_BACKOFF_BASE_MS", d.backoff_base, ms)?,
-            backoff_max: parse_or(get, "OUTBOX_BACKOFF_MAX_MS", d.backoff_max, ms)?,
-            poll_interval: parse_or(get, "OUTBOX_POLL_INTERVAL_MS", d.poll_interval, ms)?,
+            backoff_base: parse_or(get, "OUTBOX_BACKOFF_BASE_MS", d.backoff_base, &ms)?,
+            backoff_max: parse_or(get, "OUTBOX_BACKOFF_MAX_MS", d.backoff_max, &ms)?,
+            poll_interval: parse_or(get, "OUTBOX_POLL_INTERVAL_MS", d.poll_interval, &ms)?,
         };
         Ok(Self {
             database,
@@ -380,6 +385,16 @@ fn parse_bool(v: &str) -> Result<bool, String> {
         "false" | "0" | "no" => Ok(false),
         _ => Err("expected true or false".to_owned()),
     }
+}
+
+/// A duration given as a whole number of milliseconds, 1 to `max`.
+fn millis(max: u32) -> impl Fn(&str) -> Result<Duration, String> {
+    move |v| parse_in_range(v, 1, max).map(|n| Duration::from_millis(n.into()))
+}
+
+/// A duration given as a whole number of seconds, 1 to `max`.
+fn seconds(max: u32) -> impl Fn(&str) -> Result<Duration, String> {
+    move |v| parse_in_range(v, 1, max).map(|n| Duration::from_secs(n.into()))
 }
 
 fn parse_in_range(v: &str, min: u32, max: u32) -> Result<u32, String> {
