@@ -206,8 +206,7 @@ impl From<SignupError> for ApiError {
         match err {
             SignupError::EmailTaken => Self::EmailTaken,
             SignupError::KeyLost => Self::RequestInProgress,
-            SignupError::Unavailable(e) => Self::DatabaseUnavailable(e.to_string()),
-            SignupError::Database(e) => Self::Internal(e.to_string()),
+            SignupError::Store(e) => e.into(),
         }
     }
 }

@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::StoreError;
 use crate::domain::NewUser;
 use crate::password::PasswordHash;
 
@@ -59,10 +60,9 @@ pub enum SignupError {
     /// nothing was committed.
     #[error("the idempotency key was taken over by another request")]
     KeyLost,
-    #[error("the database is unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
-    #[error("the signup statement failed: {0}")]
-    Database(#[source] sqlx::Error),
+    /// Anything else: unavailable (503) or a failed statement (500), as for every query.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl From<sqlx::Error> for SignupError {
@@ -80,11 +80,7 @@ impl From<sqlx::Error> for SignupError {
         {
             return Self::KeyLost;
         }
-        if super::is_unavailable(&err) {
-            Self::Unavailable(err)
-        } else {
-            Self::Database(err)
-        }
+        Self::Store(err.into())
     }
 }
 
