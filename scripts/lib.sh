@@ -22,8 +22,9 @@ apt_install() {
 
 # Starts dockerd when no engine answers, and waits for it.
 ensure_docker() {
-  command -v docker >/dev/null || apt_install docker.io
   docker info >/dev/null 2>&1 && return 0
+  # The engine is what is needed, not just the client: some machines ship `docker` alone.
+  command -v dockerd >/dev/null || apt_install docker.io
   if [ "$(id -u)" = 0 ]; then
     echo "starting dockerd"
     (nohup dockerd >/tmp/atomic-signup-dockerd.log 2>&1 &)

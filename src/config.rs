@@ -31,6 +31,17 @@ pub struct Settings {
     pub require_email_confirmation: bool,
     /// Answer 202 for new and existing emails alike (needs REQUIRE_EMAIL_CONFIRMATION=true).
     pub conceal_existing_emails: bool,
+    /// With concealment: the signup transaction step (and a taken email's rollback) takes at
+    /// least this long, so a new email's commit cannot be told from a taken email's rollback.
+    pub conceal_min_duration: Duration,
+    /// The metrics listener (`GET /metrics`); `None` = metrics not served.
+    pub metrics_bind_addr: Option<SocketAddr>,
+    /// A request head must arrive within this; also how long an idle keep-alive connection lasts.
+    pub http_header_read_timeout: Duration,
+    /// Open client connections at most.
+    pub http_max_connections: usize,
+    /// How often the rate limiters forget clients whose bucket is full again.
+    pub rate_limit_prune_interval: Duration,
     pub argon2: HashSettings,
     /// Signups that may wait for a hashing thread, per core; beyond that, 503 `overloaded`.
     pub hash_queue_per_core: usize,
@@ -269,10 +280,7 @@ impl Settings {
             get,
             "BIND_ADDR",
             SocketAddr::from(([0, 0, 0, 0], 8000)),
-            |v| {
-                v.parse::<SocketAddr>()
-                    .map_err(|_| "expected an address like 0.0.0.0:8000".to_owned())
-            },
+            parse_socket_addr,
         )?;
         let signup_roles = parse_or(get, "SIGNUP_ROLES", RoleSet::default(), |v| {
             RoleSet::parse_list(v)
@@ -304,6 +312,37 @@ impl Settings {
                     .to_owned(),
             });
         }
+        let conceal_min_duration = parse_or(
+            get,
+            "CONCEAL_MIN_DURATION_MS",
+            Duration::from_millis(100),
+            millis(60_000),
+        )?;
+        let metrics_bind_addr = match get("METRICS_BIND_ADDR") {
+            // Set but empty: metrics off.
+            Some(v) if v.trim().is_empty() => None,
+            v => Some(parse_or(
+                &|_| v.clone(),
+                "METRICS_BIND_ADDR",
+                SocketAddr::from(([0, 0, 0, 0], 9100)),
+                parse_socket_addr,
+            )?),
+        };
+        let http_header_read_timeout = parse_or(
+            get,
+            "HTTP_HEADER_READ_TIMEOUT_S",
+            Duration::from_secs(10),
+            seconds(3600),
+        )?;
+        let http_max_connections = parse_or(get, "HTTP_MAX_CONNECTIONS", 1024, |v| {
+            parse_in_range(v, 1, 1_000_000)
+        })? as usize;
+        let rate_limit_prune_interval = parse_or(
+            get,
+            "RATE_LIMIT_PRUNE_INTERVAL_S",
+            Duration::from_secs(60),
+            seconds(86_400),
+        )?;
         let hash_queue_per_core = parse_or(
             get,
             "HASH_QUEUE_PER_CORE",
@@ -346,6 +385,11 @@ impl Settings {
             signup_roles,
             require_email_confirmation,
             conceal_existing_emails,
+            conceal_min_duration,
+            metrics_bind_addr,
+            http_header_read_timeout,
+            http_max_connections,
+            rate_limit_prune_interval,
             argon2,
             hash_queue_per_core,
             shutdown_timeout,
@@ -358,6 +402,39 @@ impl Settings {
             outbox,
         })
     }
+}
+
+/// Loads `.env` (from this directory or the nearest parent that has one) into the environment;
+/// a missing file is fine. A malformed line is reported by its number only: the line itself
+/// may hold a password or a key.
+pub fn load_dotenv() -> Result<(), String> {
+    match dotenvy::dotenv() {
+        Ok(_) => Ok(()),
+        Err(err) if err.not_found() => Ok(()),
+        Err(dotenvy::Error::LineParse(line, _)) => {
+            let number = std::env::current_dir()
+                .ok()
+                .and_then(|dir| {
+                    dir.ancestors()
+                        .map(|d| d.join(".env"))
+                        .find(|p| p.is_file())
+                })
+                .and_then(|path| std::fs::read_to_string(path).ok())
+                .and_then(|text| line_number_of(&text, &line));
+            Err(match number {
+                Some(n) => format!("line {n} is malformed (its content is not shown)"),
+                None => "a line is malformed (its content is not shown)".to_owned(),
+            })
+        }
+        Err(dotenvy::Error::Io(err)) => Err(err.to_string()),
+        Err(_) => Err("it is not valid".to_owned()),
+    }
+}
+
+/// The 1-based number of the line where `line` starts in `text`.
+fn line_number_of(text: &str, line: &str) -> Option<usize> {
+    let at = text.find(line.trim_start())?;
+    Some(text[..at].matches('\n').count() + 1)
 }
 
 fn env_lookup(name: &str) -> Option<String> {
@@ -377,6 +454,11 @@ fn parse_or<T>(
         }
         _ => Ok(default),
     }
+}
+
+fn parse_socket_addr(v: &str) -> Result<SocketAddr, String> {
+    v.parse::<SocketAddr>()
+        .map_err(|_| "expected an address like 0.0.0.0:8000".to_owned())
 }
 
 fn parse_bool(v: &str) -> Result<bool, String> {
@@ -443,6 +525,14 @@ mod tests {
         assert_eq!(s.request_timeout, Duration::from_secs(15));
         assert_eq!(s.database.acquire_timeout, Duration::from_secs(2));
         assert_eq!(
+            s.metrics_bind_addr,
+            Some(SocketAddr::from(([0, 0, 0, 0], 9100)))
+        );
+        assert_eq!(s.http_header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.http_max_connections, 1024);
+        assert_eq!(s.conceal_min_duration, Duration::from_millis(100));
+        assert_eq!(s.rate_limit_prune_interval, Duration::from_secs(60));
+        assert_eq!(
             (
                 s.rate_limit_signup_per_minute,
                 s.rate_limit_login_per_minute,
@@ -465,6 +555,33 @@ mod tests {
         let s = settings(&[("DATABASE_URL", URL)]).unwrap();
         assert!(!format!("{s:?}").contains(SECRET));
         assert_eq!(s.idempotency.purge_interval, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn an_empty_metrics_address_switches_metrics_off() {
+        let s = settings(&[("DATABASE_URL", URL), ("METRICS_BIND_ADDR", "")]).unwrap();
+        assert_eq!(s.metrics_bind_addr, None);
+        let s = settings(&[
+            ("DATABASE_URL", URL),
+            ("METRICS_BIND_ADDR", "127.0.0.1:9191"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.metrics_bind_addr,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9191)))
+        );
+        let err = settings(&[("DATABASE_URL", URL), ("METRICS_BIND_ADDR", "nine")]).unwrap_err();
+        assert!(err.to_string().starts_with("METRICS_BIND_ADDR is invalid"));
+    }
+
+    #[test]
+    fn a_malformed_env_line_is_found_by_number() {
+        let text = "# comment\nA=1\n\nDATABASE_URL=\"postgres://u:pw@h/db\n";
+        assert_eq!(
+            line_number_of(text, "DATABASE_URL=\"postgres://u:pw@h/db"),
+            Some(4)
+        );
+        assert_eq!(line_number_of(text, "nowhere"), None);
     }
 
     #[test]

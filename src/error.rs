@@ -39,8 +39,6 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("Please verify your email before logging in")]
     EmailNotConfirmed,
-    #[error("This account is banned")]
-    UserBanned,
     #[error("Too many requests; try again later")]
     RateLimited { retry_after: Option<HeaderValue> },
     /// GoTrue unreachable, failing or answering nonsense; the detail is logged, never sent.
@@ -78,7 +76,7 @@ pub struct ErrorResponse {
 pub struct ErrorBody {
     /// Stable error code: invalid_json, unsupported_media_type, payload_too_large,
     /// validation_failed, email_taken, invalid_idempotency_key, idempotency_key_reused,
-    /// request_in_progress, invalid_credentials, email_not_confirmed, user_banned,
+    /// request_in_progress, invalid_credentials, email_not_confirmed,
     /// rate_limited, auth_unavailable, auth_timeout, login_not_configured, not_found,
     /// method_not_allowed, overloaded, request_timeout, database_unavailable, internal.
     pub code: &'static str,
@@ -100,7 +98,7 @@ impl ApiError {
             Self::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::EmailNotConfirmed | Self::UserBanned => StatusCode::FORBIDDEN,
+            Self::EmailNotConfirmed => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::AuthUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::AuthTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -127,7 +125,6 @@ impl ApiError {
             Self::RequestInProgress => "request_in_progress",
             Self::InvalidCredentials => "invalid_credentials",
             Self::EmailNotConfirmed => "email_not_confirmed",
-            Self::UserBanned => "user_banned",
             Self::RateLimited { .. } => "rate_limited",
             Self::AuthUnavailable(_) => "auth_unavailable",
             Self::AuthTimeout => "auth_timeout",
@@ -215,6 +212,13 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Unavailable(e) => Self::DatabaseUnavailable(e.to_string()),
+            StoreError::AuthenticationFailed(e) => {
+                tracing::error!(
+                    error = %e,
+                    "database authentication failed: check the user and password of DATABASE_URL"
+                );
+                Self::DatabaseUnavailable(e.to_string())
+            }
             StoreError::Database(e) => Self::Internal(e.to_string()),
             StoreError::Invalid(what) => Self::Internal(what.to_owned()),
         }
@@ -226,7 +230,8 @@ impl From<GoTrueError> for ApiError {
         match err {
             GoTrueError::InvalidCredentials => Self::InvalidCredentials,
             GoTrueError::EmailNotConfirmed => Self::EmailNotConfirmed,
-            GoTrueError::UserBanned => Self::UserBanned,
+            // Answered like a wrong password (routes::login hashes once to match the timing).
+            GoTrueError::UserBanned => Self::InvalidCredentials,
             GoTrueError::RateLimited { retry_after, .. } => Self::RateLimited { retry_after },
             GoTrueError::Timeout => Self::AuthTimeout,
             GoTrueError::Unavailable(detail) => Self::AuthUnavailable(detail),

@@ -14,6 +14,7 @@ pub mod observe;
 pub mod outbox;
 pub mod password;
 pub mod routes;
+pub mod server;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

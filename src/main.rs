@@ -2,16 +2,14 @@ use std::process::ExitCode;
 
 use atomic_signup::cli::{Cli, Command};
 use atomic_signup::config::{DatabaseSettings, Settings};
-use atomic_signup::{startup, store, telemetry};
+use atomic_signup::{config, startup, store, telemetry};
 use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     // A missing .env is fine; a broken one is reported before anything else.
-    if let Err(err) = dotenvy::dotenv()
-        && !err.not_found()
-    {
-        eprintln!("error: cannot read .env: {err}");
+    if let Err(message) = config::load_dotenv() {
+        eprintln!("error: cannot read .env: {message}");
         return ExitCode::FAILURE;
     }
     let cli = Cli::parse();

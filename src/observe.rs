@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -23,6 +24,7 @@ pub const OUTBOX_BACKLOG: &str = "atomic_signup_outbox_backlog";
 pub const OUTBOX_SENT: &str = "atomic_signup_outbox_sent_total";
 pub const OUTBOX_RETRIED: &str = "atomic_signup_outbox_retried_total";
 pub const OUTBOX_FAILED: &str = "atomic_signup_outbox_failed_total";
+pub const RATE_LIMIT_CLIENTS: &str = "atomic_signup_rate_limit_clients";
 pub const GOTRUE_DURATION: &str = "atomic_signup_gotrue_request_duration_seconds";
 
 /// Histogram buckets (seconds): sub-millisecond transactions up to multi-second GoTrue calls,
@@ -59,20 +61,40 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-/// Counts every request by route template (not raw path: no cardinality blow-up), method and
-/// status, and times it.
+/// Counts every request by route template (not raw path), method and status, and times it. Every
+/// label comes from a fixed set, so no client can grow the metrics (and the memory behind them)
+/// by sending new paths or methods.
 pub async fn track_requests(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status)
+    metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
     metrics::histogram!(HTTP_DURATION, "route" => route, "method" => method)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The method as a label: the standard methods by name, anything else as `other`.
+fn method_label(method: &Method) -> &'static str {
+    static KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN
+        .iter()
+        .find(|m| *m == method)
+        .map_or("other", Method::as_str)
 }

@@ -152,6 +152,16 @@ impl Hasher {
     }
 }
 
+/// A fixed password, hashed (and the hash thrown away) where a request must take as long as one
+/// that hashed a real password.
+pub fn dummy_password() -> &'static Password {
+    static DUMMY: std::sync::OnceLock<Password> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        Password::parse("timing-equaliser-password".to_owned())
+            .unwrap_or_else(|_| unreachable!("a valid constant password"))
+    })
+}
+
 /// Niceness of the hashing threads: they yield the CPU to the short work (HTTP, the signup
 /// statement, Postgres itself on the same host), so a saturated service keeps its transactions
 /// short and finishes signups instead of starting hashes.

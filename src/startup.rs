@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +16,8 @@ use crate::gotrue::GoTrueClient;
 use crate::housekeeping;
 use crate::outbox::{OutboxStats, Worker};
 use crate::password::Hasher;
-use crate::routes::{self, AppState};
+use crate::routes::{self, AppState, RateLimitTables};
+use crate::server::{self, ConnectionLimits};
 use crate::store;
 use crate::telemetry;
 
@@ -52,6 +52,11 @@ struct Purge {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// The metrics listener and its router (METRICS_BIND_ADDR), when metrics are on.
+    metrics: Option<(TcpListener, Router)>,
+    rate_limits: RateLimitTables,
+    rate_limit_prune_interval: Duration,
+    connection_limits: ConnectionLimits,
     worker: Option<Worker>,
     purge: Purge,
     outbox_stats: Arc<OutboxStats>,
@@ -94,6 +99,7 @@ impl Application {
             }
         };
         let state = AppState {
+            conceal_min_duration: settings.conceal_min_duration,
             pool: pool.clone(),
             hasher: hasher.clone(),
             signup_roles: settings.signup_roles,
@@ -121,15 +127,22 @@ impl Application {
             login_per_minute: settings.rate_limit_login_per_minute,
             request_timeout: settings.request_timeout,
         };
-        let listener = TcpListener::bind(settings.bind_addr)
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: settings.bind_addr,
-                source,
-            })?;
+        let listener = bind(settings.bind_addr).await?;
+        let metrics = match settings.metrics_bind_addr {
+            Some(addr) => Some((bind(addr).await?, routes::metrics_router(state.clone()))),
+            None => None,
+        };
+        let (router, rate_limits) = app_router(state, limits);
         Ok(Self {
             listener,
-            router: app_router(state, limits),
+            router,
+            metrics,
+            rate_limits,
+            rate_limit_prune_interval: settings.rate_limit_prune_interval,
+            connection_limits: ConnectionLimits {
+                header_read_timeout: settings.http_header_read_timeout,
+                max_connections: settings.http_max_connections,
+            },
             worker,
             purge,
             outbox_stats,
@@ -152,6 +165,13 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// The metrics listener's address; `None` when metrics are off.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
     /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(shutdown_signal()).await
@@ -172,21 +192,29 @@ impl Application {
             self.purge.interval,
             stop_worker.clone(),
         ));
-        tracing::info!(addr = ?self.listener.local_addr().ok(), "listening");
+        let prune = (!self.rate_limits.is_empty()).then(|| {
+            tokio::spawn(prune_rate_limits(
+                self.rate_limits,
+                self.rate_limit_prune_interval,
+                stop_worker.clone(),
+            ))
+        });
+        if let Ok(addr) = self.listener.local_addr() {
+            tracing::info!(%addr, "listening");
+        }
         let signalled = CancellationToken::new();
         let on_signal = signalled.clone();
-        // Answers go out at once (no Nagle delay on small responses).
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "TCP_NODELAY not set");
+        let limits = self.connection_limits;
+        if let Some((listener, router)) = self.metrics {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "metrics listening");
             }
-        });
-        let serve = axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+            let stop = signalled.clone();
+            tokio::spawn(async move {
+                server::serve(listener, router, limits, stop.cancelled_owned()).await;
+            });
+        }
+        let serve = server::serve(self.listener, self.router, limits, async move {
             shutdown.await;
             on_signal.cancel();
         });
@@ -197,11 +225,10 @@ impl Application {
             signalled.cancelled().await;
             tokio::time::sleep(timeout).await;
         };
-        let served = tokio::select! {
-            served = std::future::IntoFuture::into_future(serve) => served,
+        tokio::select! {
+            () = serve => {},
             () = deadline => {
                 tracing::warn!(?timeout, "in-flight requests did not finish in time; stopping anyway");
-                Ok(())
             }
         };
         stop_worker.cancel();
@@ -213,8 +240,11 @@ impl Application {
         if tokio::time::timeout(timeout, purge).await.is_err() {
             tracing::warn!("the idempotency key purge did not stop in time");
         }
+        if let Some(prune) = prune {
+            let _ = tokio::time::timeout(timeout, prune).await;
+        }
         tracing::info!("stopped");
-        served
+        Ok(())
     }
 }
 
@@ -228,8 +258,16 @@ async fn check_database(pool: &sqlx::PgPool) -> Result<(), StartupError> {
             Ok(())
         }
         Ok(Ok(missing)) => Err(StartupError::SchemaMissing(missing)),
-        Ok(Err(err)) => {
+        Ok(Err(err @ store::StoreError::AuthenticationFailed(_))) => {
+            tracing::error!(error = %err, "check the user and password of DATABASE_URL; schema not checked");
+            Ok(())
+        }
+        Ok(Err(err @ store::StoreError::Unavailable(_))) => {
             tracing::warn!(error = %err, "database not reachable yet; schema not checked");
+            Ok(())
+        }
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "the schema check could not run; schema not checked");
             Ok(())
         }
         Err(_) => {
@@ -239,9 +277,32 @@ async fn check_database(pool: &sqlx::PgPool) -> Result<(), StartupError> {
     }
 }
 
-/// The full router: routes plus body limit, request ids, tracing and panic handling.
-pub fn app_router(state: AppState, limits: routes::Limits) -> Router {
-    telemetry::layer(routes::router(state, limits).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
+/// The full router: routes plus body limit, request ids, tracing and panic handling; and the
+/// rate limiters' tables.
+pub fn app_router(state: AppState, limits: routes::Limits) -> (Router, RateLimitTables) {
+    let (router, tables) = routes::router(state, limits);
+    (
+        telemetry::layer(router.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))),
+        tables,
+    )
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
+}
+
+/// Every `interval`, the rate limiters forget the clients whose bucket is full again.
+async fn prune_rate_limits(tables: RateLimitTables, interval: Duration, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => tables.prune(),
+            () = stop.cancelled() => return,
+        }
+    }
 }
 
 async fn shutdown_signal() {

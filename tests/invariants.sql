@@ -1,9 +1,11 @@
 -- The invariant checker: every count must be 0 after any test, whatever was broken on purpose.
 -- "A signup is either fully there or not there at all."
 select
-  -- auth users (as this service writes them: name and role in the user metadata) without profile
+  -- auth users (as this service writes them: the name in user metadata, the role in app
+  -- metadata, or in user metadata before migration 20261203000011) without profile
   (select count(*) from auth.users u
-    where u.raw_user_meta_data ? 'name' and u.raw_user_meta_data ? 'role'
+    where u.raw_user_meta_data ? 'name'
+      and (u.raw_app_meta_data ? 'role' or u.raw_user_meta_data ? 'role')
       and not exists (select 1 from public.profiles p where p.id = u.id)) as users_without_profile,
   -- profiles without an auth user
   (select count(*) from public.profiles p

@@ -98,12 +98,27 @@ async fn wrong_password_unconfirmed_and_banned() {
         .execute(&app.db.pool)
         .await
         .unwrap();
-    assert_error(
+    // A banned user looks like a wrong password, whatever the password: same status, same body.
+    let banned_wrong = assert_error(
         app.login("uma@example.com", "even the wrong one").await,
-        403,
-        "user_banned",
+        401,
+        "invalid_credentials",
     )
     .await;
+    let banned_right = assert_error(
+        app.login("uma@example.com", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let unknown = assert_error(
+        app.login("nobody@example.com", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_eq!(banned_wrong, unknown);
+    assert_eq!(banned_right, unknown);
 
     assert_error(
         app.login("nobody@example.com", PASSWORD).await,
@@ -271,7 +286,7 @@ async fn every_gotrue_error_shape_is_understood() {
         let (status, body) = status_json(app.login("shay@example.com", PASSWORD).await).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
-            (403, Some("user_banned")),
+            (401, Some("invalid_credentials")),
             "{style:?}: {body}"
         );
     }

@@ -4,23 +4,12 @@ mod support;
 
 use atomic_signup::startup::{Application, StartupError};
 use serde_json::json;
-use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use support::gotrue_double::GoTrueDouble;
-use support::{TestApp, TestDb, eventually, signup_body, status_json, test_settings};
+use support::{
+    TestApp, TestDb, eventually, least_privilege_login, signup_body, status_json, test_settings,
+};
 use uuid::Uuid;
-
-/// A LOGIN role holding only `atomic_signup_service`, as the README tells operators to create.
-async fn least_privilege_login(db: &TestDb) -> PgConnectOptions {
-    let role = format!("app_{}", Uuid::new_v4().simple());
-    sqlx::raw_sql(&format!(
-        "create role {role} login password 'app-pw'; grant atomic_signup_service to {role};"
-    ))
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    db.options.clone().username(&role).password("app-pw")
-}
 
 #[tokio::test]
 async fn the_service_works_with_only_the_least_privilege_role() {

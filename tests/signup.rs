@@ -76,14 +76,12 @@ async fn signup_writes_the_gotrue_recipe_into_all_three_tables() {
     ] {
         assert_eq!(u[col], Value::Null, "{col} must be NULL");
     }
+    // The role in app metadata (users cannot change it), the name in user metadata.
     assert_eq!(
         u["raw_app_meta_data"],
-        json!({"provider": "email", "providers": ["email"]})
+        json!({"provider": "email", "providers": ["email"], "role": "Creator"})
     );
-    assert_eq!(
-        u["raw_user_meta_data"],
-        json!({"name": "Ada Lovelace", "role": "Creator"})
-    );
+    assert_eq!(u["raw_user_meta_data"], json!({"name": "Ada Lovelace"}));
     assert_eq!(u["is_sso_user"], false);
     assert_eq!(u["is_anonymous"], false);
     assert!(
@@ -186,11 +184,9 @@ async fn without_required_confirmation_the_email_is_confirmed_at_once() {
     .await
     .unwrap();
     assert!(confirmed_now && confirmed_at_generated);
-    assert_eq!(
-        meta,
-        json!({"name": "Grace", "role": "Brand", "email_verified": true})
-    );
-    // Admin-API parity: the identity still says email_verified false.
+    assert_eq!(meta, json!({"name": "Grace", "email_verified": true}));
+    // Admin-API parity: GoTrue's admin create with email_confirm (v2.196.0, adminUserCreate →
+    // User.Confirm) sets email_verified only in the user metadata; the identity keeps false.
     let verified: Value = sqlx::query_scalar(
         "select identity_data -> 'email_verified' from auth.identities where user_id = $1",
     )

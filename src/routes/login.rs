@@ -13,7 +13,10 @@ use super::{AppState, JsonObject};
 use crate::domain::{Credentials, ValidationErrors};
 use crate::error::ApiError;
 use crate::error::ErrorResponse;
-use crate::store::profiles::{find_profile, find_profile_by_email};
+use crate::gotrue::GoTrueError;
+use crate::password::dummy_password;
+use crate::store::StoreError;
+use crate::store::profiles::{LoginUser, find_profile, find_user_by_email};
 
 /// The login request (documentation of the body).
 #[derive(Debug, ToSchema)]
@@ -61,8 +64,8 @@ pub struct UserBody {
     responses(
         (status = 200, description = "GoTrue's session, the user, and the profile (null if none)", body = LoginResponse),
         (status = 400, description = "`invalid_json`", body = ErrorResponse),
-        (status = 401, description = "`invalid_credentials`", body = ErrorResponse),
-        (status = 403, description = "`email_not_confirmed` or `user_banned`", body = ErrorResponse),
+        (status = 401, description = "`invalid_credentials`: unknown email, wrong password, or a banned user (all three alike, in body and timing)", body = ErrorResponse),
+        (status = 403, description = "`email_not_confirmed` (GoTrue says so only after a correct password)", body = ErrorResponse),
         (status = 413, description = "`payload_too_large`", body = ErrorResponse),
         (status = 415, description = "`unsupported_media_type`", body = ErrorResponse),
         (status = 422, description = "`validation_failed`: malformed email or empty password", body = ErrorResponse),
@@ -93,12 +96,15 @@ pub async fn login(
             credentials.expose_password(),
             state.client_ip.resolve(&headers, Some(peer)),
         ),
-        find_profile_by_email(&state.pool, credentials.email.as_str()),
+        find_user_by_email(&state.pool, credentials.email.as_str()),
     );
-    let session = session?;
+    let session = match session {
+        Ok(session) => session,
+        Err(err) => return Err(conceal_failed_login(&state, err, &by_email).await),
+    };
     tracing::Span::current().record("user_id", tracing::field::display(session.user.id));
     let profile = match by_email {
-        Ok(Some((user_id, profile))) if user_id == session.user.id => Some(profile),
+        Ok(Some(found)) if found.user_id == session.user.id => found.profile,
         _ => find_profile(&state.pool, session.user.id).await?,
     };
     tracing::info!(has_profile = profile.is_some(), "user logged in");
@@ -122,4 +128,28 @@ pub async fn login(
             onboarding_completed: p.onboarding_completed,
         }),
     }))
+}
+
+/// A failed login, as the client sees it. An unknown email, a wrong password and a banned user
+/// all answer 401 `invalid_credentials`, after about the same time: GoTrue hashes the password
+/// only for a known, unbanned user, so for the others the service hashes it once itself (one
+/// argon2id hash at the configured cost, the work of GoTrue's comparison with a hash this
+/// service wrote).
+async fn conceal_failed_login(
+    state: &AppState,
+    err: GoTrueError,
+    by_email: &Result<Option<LoginUser>, StoreError>,
+) -> ApiError {
+    let hashed_by_gotrue = match &err {
+        GoTrueError::InvalidCredentials => matches!(by_email, Ok(Some(_))),
+        GoTrueError::UserBanned => false,
+        _ => return err.into(),
+    };
+    if !hashed_by_gotrue && let Err(hash_err) = state.hasher.hash(dummy_password()).await {
+        tracing::debug!(error = %hash_err, "the equalising hash was not computed");
+    }
+    if matches!(err, GoTrueError::UserBanned) {
+        tracing::info!("login of a banned user answered as invalid credentials");
+    }
+    ApiError::InvalidCredentials
 }

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub signup_roles: RoleSet,
     pub require_email_confirmation: bool,
     pub conceal_existing_emails: bool,
+    /// With concealment: the least time from the start of the signup transaction to the answer.
+    pub conceal_min_duration: Duration,
     /// `None` when SUPABASE_URL / GOTRUE_URL is not configured: login answers 503.
     pub gotrue: Option<GoTrueClient>,
     /// Wakes the outbox worker after a signup that queued a confirmation email.
@@ -69,20 +72,27 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
-pub fn router(state: AppState, limits: Limits) -> Router {
+/// The API router, and the rate limiters' tables (to be pruned by [`RateLimitTables::prune`]).
+pub fn router(state: AppState, limits: Limits) -> (Router, RateLimitTables) {
     let client_ip = state.client_ip;
-    Router::new()
-        .route(
-            "/api/auth/signup",
-            rate_limited(post(signup::signup), limits.signup_per_minute, client_ip),
-        )
-        .route(
-            "/api/auth/login",
-            rate_limited(post(login::login), limits.login_per_minute, client_ip),
-        )
+    let mut tables = RateLimitTables::default();
+    let signup = tables.limited(
+        "/api/auth/signup",
+        post(signup::signup),
+        limits.signup_per_minute,
+        client_ip,
+    );
+    let login = tables.limited(
+        "/api/auth/login",
+        post(login::login),
+        limits.login_per_minute,
+        client_ip,
+    );
+    let router = Router::new()
+        .route("/api/auth/signup", signup)
+        .route("/api/auth/login", login)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -94,7 +104,36 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         ))
         .layer(middleware::map_response(request_timeout_answer))
         .layer(middleware::from_fn(observe::track_requests))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state);
+    (router, tables)
+}
+
+/// The metrics listener's router (METRICS_BIND_ADDR): `GET /metrics`, nothing else. Kept off the
+/// API port: the figures move with signups of new emails, which concealed mode must not show.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(health::metrics))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// `X-Content-Type-Options: nosniff` on every answer; `Cache-Control: no-store` on everything
+/// under `/api/auth/` (login answers carry tokens; no cache may keep an answer).
+async fn security_headers(request: Request, next: Next) -> Response {
+    let auth = request.uri().path().starts_with("/api/auth/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if auth {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// The answer of a request cut off by the whole-request timeout (see [`router`]).
@@ -106,35 +145,70 @@ async fn request_timeout_answer(response: Response) -> Response {
     }
 }
 
-/// `per_minute` requests per client IP (a burst of that many, then one more every 60/n s); over
-/// it, 429 `rate_limited` with `Retry-After`.
-fn rate_limited(
-    route: MethodRouter<AppState>,
-    per_minute: u32,
-    client_ip: ClientIp,
-) -> MethodRouter<AppState> {
-    if per_minute == 0 {
-        return route;
-    }
-    let config = GovernorConfigBuilder::default()
-        .key_extractor(client_ip)
-        .period(Duration::from_millis(
-            (60_000 / u64::from(per_minute)).max(1),
-        ))
-        .burst_size(per_minute)
-        .finish();
-    let Some(config) = config else {
-        // Unreachable: period and burst are both at least 1.
-        tracing::error!(per_minute, "invalid rate limit; route left unlimited");
-        return route;
-    };
-    route.layer(GovernorLayer::new(config).error_handler(|err| {
-        match err {
-            GovernorError::TooManyRequests { wait_time, .. } => ApiError::RateLimited {
-                retry_after: Some(HeaderValue::from(wait_time.max(1))),
-            }
-            .into_response(),
-            other => ApiError::Internal(format!("rate limiter: {other}")).into_response(),
+/// The per-client tables of the rate limiters. Each holds one entry per client address seen in
+/// the last minute; [`RateLimitTables::prune`] drops the entries of clients whose bucket is full
+/// again, so the tables cannot grow without bound.
+#[derive(Default)]
+pub struct RateLimitTables(Vec<(&'static str, PruneTable)>);
+
+/// Prunes one limiter's table and returns how many clients it still holds.
+type PruneTable = Box<dyn Fn() -> usize + Send + Sync>;
+
+impl RateLimitTables {
+    /// `per_minute` requests per client IP (a burst of that many, then one more every 60/n s);
+    /// over it, 429 `rate_limited` with `Retry-After`. 0 = no limit.
+    fn limited(
+        &mut self,
+        route_path: &'static str,
+        route: MethodRouter<AppState>,
+        per_minute: u32,
+        client_ip: ClientIp,
+    ) -> MethodRouter<AppState> {
+        if per_minute == 0 {
+            return route;
         }
-    }))
+        let config = GovernorConfigBuilder::default()
+            .key_extractor(client_ip)
+            .period(Duration::from_millis(
+                (60_000 / u64::from(per_minute)).max(1),
+            ))
+            .burst_size(per_minute)
+            .finish();
+        let Some(config) = config else {
+            // Unreachable: period and burst are both at least 1.
+            tracing::error!(per_minute, "invalid rate limit; route left unlimited");
+            return route;
+        };
+        let limiter = Arc::clone(config.limiter());
+        self.0.push((
+            route_path,
+            Box::new(move || {
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+                limiter.len()
+            }),
+        ));
+        route.layer(GovernorLayer::new(config).error_handler(|err| {
+            match err {
+                GovernorError::TooManyRequests { wait_time, .. } => ApiError::RateLimited {
+                    retry_after: Some(HeaderValue::from(wait_time.max(1))),
+                }
+                .into_response(),
+                other => ApiError::Internal(format!("rate limiter: {other}")).into_response(),
+            }
+        }))
+    }
+
+    /// Drops the clients whose bucket is full again; records each table's size in the gauge
+    /// `atomic_signup_rate_limit_clients{route}`.
+    pub fn prune(&self) {
+        for (route, prune) in &self.0 {
+            let clients = prune();
+            metrics::gauge!(observe::RATE_LIMIT_CLIENTS, "route" => *route).set(clients as f64);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }

@@ -196,6 +196,9 @@ async fn create(
     }
     .transpose()
     .map_err(|e| ApiError::Internal(format!("answer to JSON: {e}")))?;
+    // Concealment: the answer leaves no earlier than this, whether the email was new (commit)
+    // or taken (rollback), so the two cannot be told apart by their timing.
+    let conceal_until = tokio::time::Instant::now() + state.conceal_min_duration;
     let created = create_account(
         &state.pool,
         NewAccount {
@@ -222,10 +225,25 @@ async fn create(
             }
             Err(SignupError::EmailTaken) => {
                 tracing::info!("signup for a taken email concealed");
-                false
+                // The key keeps the same concealed answer as a new email's, so a retry replays
+                // it the same way.
+                match key.zip(stored.as_ref()) {
+                    Some((held, body)) => {
+                        idempotency::complete(
+                            &state.pool,
+                            held.key.as_str(),
+                            held.claim,
+                            status.as_u16(),
+                            body,
+                        )
+                        .await?
+                    }
+                    None => false,
+                }
             }
             Err(err) => return Err(err.into()),
         };
+        tokio::time::sleep_until(conceal_until).await;
         return Ok(Created {
             response: (status, Json(CONCEALED)).into_response(),
             key_completed,

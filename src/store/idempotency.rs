@@ -88,6 +88,28 @@ pub async fn release(pool: &PgPool, key: &str, claim: Uuid) -> Result<(), StoreE
     Ok(())
 }
 
+/// Completes a claimed key with an answer, outside the signup transaction: for a concealed
+/// signup of a registered email, whose transaction rolled back. `false` when the request no
+/// longer held the key.
+pub async fn complete(
+    pool: &PgPool,
+    key: &str,
+    claim: Uuid,
+    status: u16,
+    body: &serde_json::Value,
+) -> Result<bool, StoreError> {
+    let status = i16::try_from(status).map_err(|_| StoreError::Invalid("an HTTP status"))?;
+    Ok(sqlx::query_scalar!(
+        r#"select atomic_signup.complete_idempotency_key($1, $2, $3, $4) as "completed!""#,
+        key,
+        claim,
+        status,
+        body
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
 /// Deletes the keys older than [`KEY_TTL`]; returns how many.
 pub async fn purge_expired(pool: &PgPool) -> Result<i64, StoreError> {
     Ok(

@@ -13,29 +13,37 @@ pub struct Profile {
     pub onboarding_completed: bool,
 }
 
-/// The profile of the user GoTrue would find for `email`, with that user's id; `None` when
-/// there is no such user or no profile.
-pub async fn find_profile_by_email(
+/// The user GoTrue's password grant would find for `email`, and that user's profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginUser {
+    pub user_id: Uuid,
+    /// `None` for a user made outside this service.
+    pub profile: Option<Profile>,
+}
+
+/// The user GoTrue would find for `email` (same lookup), with the profile if any; `None` when
+/// there is no such user.
+pub async fn find_user_by_email(
     pool: &PgPool,
     email: &str,
-) -> Result<Option<(Uuid, Profile)>, StoreError> {
+) -> Result<Option<LoginUser>, StoreError> {
     let row = sqlx::query!(
-        r#"select user_id as "user_id!", name as "name!", role as "role!",
-                  onboarding_completed as "onboarding_completed!"
+        r#"select user_id as "user_id!", name, role, onboarding_completed
            from atomic_signup.find_profile_by_email($1)"#,
         email
     )
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| {
-        (
-            r.user_id,
-            Profile {
-                name: r.name,
-                role: r.role,
-                onboarding_completed: r.onboarding_completed,
-            },
-        )
+    Ok(row.map(|r| LoginUser {
+        user_id: r.user_id,
+        profile: match (r.name, r.role, r.onboarding_completed) {
+            (Some(name), Some(role), Some(onboarding_completed)) => Some(Profile {
+                name,
+                role,
+                onboarding_completed,
+            }),
+            _ => None,
+        },
     }))
 }
 

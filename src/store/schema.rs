@@ -94,7 +94,7 @@ const TABLES: [(&str, &[&str]); 6] = [
     ),
 ];
 
-const FUNCTIONS: [&str; 8] = [
+const FUNCTIONS: [&str; 9] = [
     "atomic_signup.create_user(uuid,text,text,text,text,boolean)",
     "atomic_signup.create_user_idempotent(uuid,text,text,text,text,boolean,text,uuid,smallint,jsonb)",
     "atomic_signup.claim_idempotency_key(text,bytea,uuid,interval,interval)",
@@ -103,17 +103,27 @@ const FUNCTIONS: [&str; 8] = [
     "atomic_signup.find_profile(uuid)",
     "atomic_signup.find_profile_by_email(text)",
     "atomic_signup.claim_confirmation()",
+    "atomic_signup.complete_idempotency_key(text,uuid,smallint,jsonb)",
 ];
 
 /// Everything missing, in words an operator can act on (empty: all there).
+///
+/// Objects are looked up in `pg_catalog` by name (not with `to_regclass`, which needs USAGE on
+/// the schema: the least-privilege role has none on `auth`).
 pub async fn missing_schema(pool: &PgPool) -> Result<Vec<String>, StoreError> {
     let mut missing = Vec::new();
     for (table, columns) in TABLES {
+        let (schema, name) = table.split_once('.').unwrap_or(("public", table));
         let present: Option<Vec<String>> = sqlx::query_scalar!(
-            "select case when to_regclass($1) is null then null else \
-               array(select attname::text from pg_attribute \
-                     where attrelid = to_regclass($1) and attnum > 0 and not attisdropped) end",
-            table
+            "select case when c.oid is null then null else \
+               array(select a.attname::text from pg_catalog.pg_attribute a \
+                     where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped) end \
+             from (select 1) one \
+             left join (pg_catalog.pg_class c join pg_catalog.pg_namespace n \
+                        on n.oid = c.relnamespace and n.nspname = $1) \
+               on c.relname = $2 and c.relkind in ('r', 'p')",
+            schema,
+            name
         )
         .fetch_one(pool)
         .await?;
@@ -132,9 +142,21 @@ pub async fn missing_schema(pool: &PgPool) -> Result<Vec<String>, StoreError> {
         }
     }
     for function in FUNCTIONS {
+        let (qualified, arguments) = function
+            .trim_end_matches(')')
+            .split_once('(')
+            .unwrap_or((function, ""));
+        let (schema, name) = qualified.split_once('.').unwrap_or(("public", qualified));
         let exists: bool = sqlx::query_scalar!(
-            r#"select to_regprocedure($1) is not null as "exists!""#,
-            function
+            r#"select exists (
+                 select 1 from pg_catalog.pg_proc p
+                 join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+                 where n.nspname = $1 and p.proname = $2
+                   and replace(pg_catalog.oidvectortypes(p.proargtypes), ' ', '') = $3
+               ) as "exists!""#,
+            schema,
+            name,
+            arguments
         )
         .fetch_one(pool)
         .await?;
@@ -160,6 +182,10 @@ async fn unapplied_migrations(pool: &PgPool) -> Result<Vec<String>, StoreError> 
                 if matches!(db.code().as_deref(), Some("42501" | "42P01")) =>
             {
                 // No right to read it, or no such table (then the checks above fail anyway).
+                tracing::info!(
+                    "migrations not compared: this role may not read _sqlx_migrations \
+                     (the tables and functions above were checked)"
+                );
                 return Ok(Vec::new());
             }
             Err(err) => return Err(err.into()),

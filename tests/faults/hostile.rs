@@ -21,7 +21,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::support::gotrue_double::Endpoint;
-use crate::support::{self, TestApp, TestDb, assert_invariants, signup_body, status_json};
+use crate::support::{
+    self, TestApp, TestDb, assert_error, assert_invariants, signup_body, status_json,
+};
 
 const SIGNUP: &str = "/api/auth/signup";
 const LOGIN: &str = "/api/auth/login";
@@ -48,7 +50,6 @@ const LOGIN_ANSWERS: &[(u16, &str)] = &[
     (400, "invalid_json"),
     (401, "invalid_credentials"),
     (403, "email_not_confirmed"),
-    (403, "user_banned"),
     (413, "payload_too_large"),
     (415, "unsupported_media_type"),
     (422, "validation_failed"),
@@ -895,7 +896,15 @@ async fn hostile_login_requests_never_get_a_5xx_or_write_a_row() {
     let elapsed = started.elapsed();
     let stats = stats.into_inner().unwrap();
     println!("{LOGIN_CASES} hostile logins in {elapsed:?}: statuses {stats:?}");
-    assert_all_seen(&stats, &[200, 400, 401, 403, 413, 415, 422]);
+    // 403 comes only from the unconfirmed user with the right password (a banned user answers
+    // 401 like a wrong password), too rare for random cases: asked once here.
+    assert_all_seen(&stats, &[200, 400, 401, 413, 415, 422]);
+    assert_error(
+        app.login(UNCONFIRMED, "correct horse battery").await,
+        403,
+        "email_not_confirmed",
+    )
+    .await;
     assert_eq!(
         support::counts(&app.db).await,
         (3, 3, 3),
@@ -929,20 +938,8 @@ const NAMES_STORED: &[(&str, &str)] = &[
     ("$1 $2 ::text", "$1 $2 ::text"),
     ("{\"name\": \"json\"}", "{\"name\": \"json\"}"),
     ("<script>alert(1)</script>", "<script>alert(1)</script>"),
-    // RTL override (U+202E) and bidi isolates: format characters (Cf), not control characters.
-    ("\u{202E}evil\u{202C}", "\u{202E}evil\u{202C}"),
-    ("admin\u{202E}gpj.exe", "admin\u{202E}gpj.exe"),
-    ("\u{2066}isolate\u{2069}", "\u{2066}isolate\u{2069}"),
-    // Zero-width joiner / non-joiner, emoji sequences.
-    (
-        "👩\u{200D}👩\u{200D}👧\u{200D}👦",
-        "👩\u{200D}👩\u{200D}👧\u{200D}👦",
-    ),
-    ("a\u{200D}b\u{200C}c", "a\u{200D}b\u{200C}c"),
-    (
-        "🦀 Ferris 🏳\u{FE0F}\u{200D}🌈",
-        "🦀 Ferris 🏳\u{FE0F}\u{200D}🌈",
-    ),
+    // Emoji without joiners (a ZWJ sequence holds U+200D, a format character: refused).
+    ("🦀 Ferris 🌈", "🦀 Ferris 🌈"),
     // NFD and NFC: both kept as sent, not normalised into each other.
     ("Zoe\u{0308}", "Zoe\u{0308}"),
     ("Zo\u{00EB}", "Zo\u{00EB}"),
@@ -950,19 +947,8 @@ const NAMES_STORED: &[(&str, &str)] = &[
         "Z\u{0337}\u{0335}a\u{0338}l\u{0334}g\u{0336}o\u{035C}\u{0361}",
         "Z\u{0337}\u{0335}a\u{0338}l\u{0334}g\u{0336}o\u{035C}\u{0361}",
     ),
-    // Invisible names: zero-width space, BOM and Hangul filler are not White_Space.
-    ("\u{200B}", "\u{200B}"),
-    ("\u{FEFF}Ada\u{FEFF}", "\u{FEFF}Ada\u{FEFF}"),
-    ("\u{3164}", "\u{3164}"),
-    // Line / paragraph separators inside a name (Zl/Zp, not Cc); at the ends they are trimmed.
-    (
-        "line\u{2028}separator\u{2029}x",
-        "line\u{2028}separator\u{2029}x",
-    ),
+    // Line / paragraph separators at the ends are White_Space: trimmed.
     ("\u{2028}Ada\u{2029}", "Ada"),
-    // Private use, noncharacters, tag characters, astral planes.
-    ("\u{E000}\u{FFFF}\u{10FFFF}", "\u{E000}\u{FFFF}\u{10FFFF}"),
-    ("A\u{E0041}\u{E007F}", "A\u{E0041}\u{E007F}"),
     ("李小龍 محمد 😀", "李小龍 محمد 😀"),
     ("ǅ ß ﬁ İ \u{212A}", "ǅ ß ﬁ İ \u{212A}"),
     // Trimmed: Unicode whitespace at the ends, including NEL (U+0085, both White_Space and Cc).
@@ -973,6 +959,20 @@ const NAMES_STORED: &[(&str, &str)] = &[
 
 /// Names a signup refuses (422, field `name`).
 const NAMES_REJECTED: &[&str] = &[
+    // Format characters (Cf): bidi overrides and isolates, zero-width joiners, BOM, tags.
+    "\u{202E}evil\u{202C}",
+    "admin\u{202E}gpj.exe",
+    "\u{2066}isolate\u{2069}",
+    "👩\u{200D}👩\u{200D}👧\u{200D}👦",
+    "a\u{200D}b\u{200C}c",
+    "\u{FEFF}Ada\u{FEFF}",
+    "A\u{E0041}\u{E007F}",
+    // Line and paragraph separators inside a name (Zl, Zp).
+    "line\u{2028}separator\u{2029}x",
+    // Nothing visible: zero-width space, Hangul filler, private use and noncharacters.
+    "\u{200B}",
+    "\u{3164}",
+    "\u{E000}\u{FFFF}\u{10FFFF}",
     "a\u{0}b",
     "Ada\u{1b}[2J",
     "a\nb",

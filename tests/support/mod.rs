@@ -38,6 +38,8 @@ pub const TEST_IDEMPOTENCY_SECRET: &str = "test-idempotency-secret-0123456789abc
 
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:<port>` of the metrics listener (METRICS_BIND_ADDR).
+    pub metrics_address: String,
     pub db: TestDb,
     pub client: reqwest::Client,
     /// The GoTrue double, when the app was spawned with one.
@@ -75,6 +77,11 @@ pub fn test_settings(db: &TestDb) -> Settings {
         signup_roles: RoleSet::default(),
         require_email_confirmation: true,
         conceal_existing_emails: false,
+        conceal_min_duration: Duration::from_millis(100),
+        metrics_bind_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        http_header_read_timeout: Duration::from_secs(10),
+        http_max_connections: 1024,
+        rate_limit_prune_interval: Duration::from_secs(60),
         argon2: TEST_HASH,
         hash_queue_per_core: atomic_signup::password::DEFAULT_QUEUE_PER_CORE,
         shutdown_timeout: Duration::from_secs(5),
@@ -135,12 +142,17 @@ impl TestApp {
         configure(&mut settings);
         let app = Application::build(settings).await.expect("build the app");
         let address = format!("http://{}", app.local_addr().expect("local addr"));
+        let metrics_address = app
+            .metrics_addr()
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default();
         let outbox_stats = app.outbox_stats();
         let hasher = app.hasher();
         let stop = CancellationToken::new();
         let server = tokio::spawn(app.run_until(stop.clone().cancelled_owned()));
         Self {
             address,
+            metrics_address,
             db,
             client: reqwest::Client::new(),
             gotrue,
@@ -188,6 +200,18 @@ impl TestApp {
             .await
             .expect("send GET");
         status_json(res).await
+    }
+
+    /// The metrics listener's page (Prometheus text).
+    pub async fn metrics_text(&self) -> String {
+        let res = self
+            .client
+            .get(format!("{}/metrics", self.metrics_address))
+            .send()
+            .await
+            .expect("send GET /metrics");
+        assert_eq!(res.status(), 200, "GET /metrics");
+        res.text().await.expect("metrics body")
     }
 
     /// A POST with a body and content type of the test's choosing.
@@ -320,6 +344,8 @@ pub fn service_binary(database_url: &str, port: u16) -> tokio::process::Command 
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("IDEMPOTENCY_SECRET", TEST_IDEMPOTENCY_SECRET)
         .env("LOG_FORMAT", "json")
+        // Metrics off: a fixed port would clash between binaries started side by side.
+        .env("METRICS_BIND_ADDR", "")
         .current_dir(std::env::temp_dir())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -337,4 +363,16 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> Va
         "{body}"
     );
     body
+}
+
+/// A LOGIN role holding only `atomic_signup_service`, as the README tells operators to create.
+pub async fn least_privilege_login(db: &TestDb) -> sqlx::postgres::PgConnectOptions {
+    let role = format!("app_{}", uuid::Uuid::new_v4().simple());
+    sqlx::raw_sql(&format!(
+        "create role {role} login password 'app-pw'; grant atomic_signup_service to {role};"
+    ))
+    .execute(&db.pool)
+    .await
+    .expect("create the least-privilege role");
+    db.options.clone().username(&role).password("app-pw")
 }
