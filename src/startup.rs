@@ -99,6 +99,7 @@ impl Application {
             }
         };
         let state = AppState {
+            failed_logins: Arc::default(),
             conceal_min_duration: settings.conceal_min_duration,
             pool: pool.clone(),
             hasher: hasher.clone(),

@@ -1,6 +1,9 @@
 //! `POST /api/auth/login`: GoTrue's password grant, plus the user's profile.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
@@ -86,6 +89,7 @@ pub async fn login(
     let mut errors = ValidationErrors::default();
     let [email, password] = body.string_fields(["email", "password"], &mut errors);
     let credentials = Credentials::parse(email, password, errors)?;
+    let started = Instant::now();
     let gotrue = state.gotrue.as_ref().ok_or(ApiError::LoginNotConfigured)?;
 
     // The profile is read while GoTrue checks the password (by email, as GoTrue finds the user),
@@ -100,7 +104,7 @@ pub async fn login(
     );
     let session = match session {
         Ok(session) => session,
-        Err(err) => return Err(conceal_failed_login(&state, err, &by_email).await),
+        Err(err) => return Err(conceal_failed_login(&state, started, err, &by_email).await),
     };
     tracing::Span::current().record("user_id", tracing::field::display(session.user.id));
     let profile = match by_email {
@@ -131,12 +135,13 @@ pub async fn login(
 }
 
 /// A failed login, as the client sees it. An unknown email, a wrong password and a banned user
-/// all answer 401 `invalid_credentials`, after about the same time: GoTrue hashes the password
-/// only for a known, unbanned user, so for the others the service hashes it once itself (one
-/// argon2id hash at the configured cost, the work of GoTrue's comparison with a hash this
-/// service wrote).
+/// all answer 401 `invalid_credentials`, after about the same time. GoTrue compares a hash only
+/// for a known, unbanned user, so the other two would answer sooner: they are held until a time
+/// drawn from the recent failed logins of known users (so they share that distribution), or,
+/// before there are any, until the service has hashed the password once itself.
 async fn conceal_failed_login(
     state: &AppState,
+    started: Instant,
     err: GoTrueError,
     by_email: &Result<Option<LoginUser>, StoreError>,
 ) -> ApiError {
@@ -145,11 +150,54 @@ async fn conceal_failed_login(
         GoTrueError::UserBanned => false,
         _ => return err.into(),
     };
-    if !hashed_by_gotrue && let Err(hash_err) = state.hasher.hash(dummy_password()).await {
+    if hashed_by_gotrue {
+        state.failed_logins.record(started.elapsed());
+    } else if let Some(typical) = state.failed_logins.sample() {
+        wait_until(started + typical).await;
+    } else if let Err(hash_err) = state.hasher.hash(dummy_password()).await {
         tracing::debug!(error = %hash_err, "the equalising hash was not computed");
     }
     if matches!(err, GoTrueError::UserBanned) {
         tracing::info!("login of a banned user answered as invalid credentials");
     }
     ApiError::InvalidCredentials
+}
+
+/// Waits until `deadline`, to within microseconds: tokio's timer has a 1 ms resolution and rounds
+/// up, which alone made these answers measurably late, so the last 2 ms are spent yielding.
+async fn wait_until(deadline: Instant) {
+    const TIMER_SLACK: Duration = Duration::from_millis(2);
+    if let Some(early) = deadline.checked_sub(TIMER_SLACK) {
+        tokio::time::sleep_until(early.into()).await;
+    }
+    while Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// How long the last failed logins of known users took (GoTrue compared a hash for them): at
+/// most [`FailedLoginTimes::KEPT`], the oldest dropped first.
+#[derive(Debug, Default)]
+pub struct FailedLoginTimes(Mutex<VecDeque<Duration>>);
+
+impl FailedLoginTimes {
+    const KEPT: usize = 64;
+
+    fn record(&self, took: Duration) {
+        if let Ok(mut times) = self.0.lock() {
+            if times.len() == Self::KEPT {
+                times.pop_front();
+            }
+            times.push_back(took);
+        }
+    }
+
+    /// One of the recorded durations, drawn at random.
+    fn sample(&self) -> Option<Duration> {
+        let times = self.0.lock().ok()?;
+        if times.is_empty() {
+            return None;
+        }
+        times.get(rand::random_range(0..times.len())).copied()
+    }
 }

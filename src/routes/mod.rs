@@ -53,6 +53,8 @@ pub struct AppState {
     /// How the client's IP is found (socket, or X-Forwarded-For behind a trusted proxy).
     pub client_ip: ClientIp,
     pub idempotency: Idempotency,
+    /// Recent durations of failed logins of known users (see `login`).
+    pub failed_logins: Arc<login::FailedLoginTimes>,
 }
 
 /// Idempotency-Key handling of signup.
