@@ -74,7 +74,7 @@ echo "== GoTrue double and the service"
 target/release/examples/gotrue_double 19999 >"$out/double.log" 2>&1 &
 dbl=$!
 pids+=($dbl)
-export BIND_ADDR=127.0.0.1:18000 GOTRUE_URL=http://127.0.0.1:19999 \
+export BIND_ADDR=127.0.0.1:18000 METRICS_BIND_ADDR=127.0.0.1:19100 GOTRUE_URL=http://127.0.0.1:19999 \
   SUPABASE_ANON_KEY=test-anon-key-0123456789 REQUIRE_EMAIL_CONFIRMATION=false \
   IDEMPOTENCY_SECRET="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" \
   OUTBOX_POLL_INTERVAL_MS=3600000 LOG_FORMAT=json RUST_LOG=warn \
@@ -86,7 +86,7 @@ pids+=($svc)
 for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18000/readyz >/dev/null && break; sleep 0.1; done
 curl -fs http://127.0.0.1:18000/readyz >/dev/null || { cat "$out/service.log"; exit 1; }
 
-metrics() { curl -fs http://127.0.0.1:18000/metrics; }
+metrics() { curl -fs http://127.0.0.1:19100/metrics; }
 # With PERF=1: sample the service for $1 seconds into $out/$2.perf.txt (in the background).
 profile() {
   [ "${PERF:-}" = 1 ] || return 0
@@ -167,7 +167,7 @@ echo "== logins (c=64): through the service, and at the GoTrue double directly"
 users=200
 # Seed confirmed users with a cheap hash through a second instance (the login path is measured,
 # not argon2).
-ARGON2_MEMORY_KIB=64 ARGON2_ITERATIONS=1 BIND_ADDR=127.0.0.1:18001 $bin serve >"$out/seed.log" 2>&1 &
+ARGON2_MEMORY_KIB=64 ARGON2_ITERATIONS=1 BIND_ADDR=127.0.0.1:18001 METRICS_BIND_ADDR= $bin serve >"$out/seed.log" 2>&1 &
 seed=$!
 pids+=($seed)
 for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18001/healthz >/dev/null && break; sleep 0.1; done

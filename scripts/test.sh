@@ -10,4 +10,5 @@ cd "$ROOT"
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
   ensure_postgres_image
 fi
-exec cargo test "$@"
+# --no-fail-fast: a failing test binary must not hide the results of the others.
+exec cargo test --no-fail-fast "$@"
