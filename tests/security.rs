@@ -600,3 +600,42 @@ async fn a_connection_closed_at_the_handshake_is_503_database_unavailable() {
         assert_error(res, 503, "database_unavailable").await;
     }
 }
+
+#[tokio::test]
+async fn a_wrong_database_password_is_503_and_logged_as_an_authentication_failure() {
+    let db = TestDb::migrated().await;
+    let port = closed_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let url = support::database_url(&db, "postgres", "not-the-password");
+    let mut child = support::service_binary(&url, port)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the binary");
+    let client = reqwest::Client::new();
+    let up = || async { client.get(format!("{base}/healthz")).send().await.is_ok() };
+    assert!(eventually(Duration::from_secs(20), up).await, "service up");
+    let res = client
+        .post(format!("{base}/api/auth/signup"))
+        .json(&signup_body("Pw", "pw@example.com", "Creator"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 503, "database_unavailable").await;
+    let _ = child.start_kill();
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut stdout).await;
+    }
+    let _ = child.wait().await;
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("\"level\":\"ERROR\"")
+                && l.contains("database authentication failed")),
+        "no error log naming the authentication failure:\n{stdout}"
+    );
+    assert!(
+        !stdout.contains("not-the-password"),
+        "the password was logged"
+    );
+}
