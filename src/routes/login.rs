@@ -135,10 +135,12 @@ pub async fn login(
 }
 
 /// A failed login, as the client sees it. An unknown email, a wrong password and a banned user
-/// all answer 401 `invalid_credentials`, after about the same time. GoTrue compares a hash only
-/// for a known, unbanned user, so the other two would answer sooner: they are held until a time
-/// drawn from the recent failed logins of known users (so they share that distribution), or,
-/// before there are any, until the service has hashed the password once itself.
+/// all answer 401 `invalid_credentials`, after the same time. GoTrue compares a hash only for a
+/// known, unbanned user, so the other two would answer sooner. Every failed login is therefore
+/// held until a floor: the 95th percentile of the recent failed logins of known users (the same
+/// wait for all three kinds, so their times match; only a known user's login slower than that
+/// floor answers later). Before any such login was seen, the unknown and banned ones hash the
+/// password once instead, the work GoTrue would have done.
 async fn conceal_failed_login(
     state: &AppState,
     started: Instant,
@@ -152,10 +154,15 @@ async fn conceal_failed_login(
     };
     if hashed_by_gotrue {
         state.failed_logins.record(started.elapsed());
-    } else if let Some(typical) = state.failed_logins.sample() {
-        wait_until(started + typical).await;
-    } else if let Err(hash_err) = state.hasher.hash(dummy_password()).await {
-        tracing::debug!(error = %hash_err, "the equalising hash was not computed");
+    }
+    match state.failed_logins.floor() {
+        Some(floor) => wait_until(started + floor).await,
+        None if !hashed_by_gotrue => {
+            if let Err(hash_err) = state.hasher.hash(dummy_password()).await {
+                tracing::debug!(error = %hash_err, "the equalising hash was not computed");
+            }
+        }
+        None => {}
     }
     if matches!(err, GoTrueError::UserBanned) {
         tracing::info!("login of a banned user answered as invalid credentials");
@@ -164,7 +171,7 @@ async fn conceal_failed_login(
 }
 
 /// Waits until `deadline`, to within microseconds: tokio's timer has a 1 ms resolution and rounds
-/// up, which alone made these answers measurably late, so the last 2 ms are spent yielding.
+/// up, so the last 2 ms are spent yielding.
 async fn wait_until(deadline: Instant) {
     const TIMER_SLACK: Duration = Duration::from_millis(2);
     if let Some(early) = deadline.checked_sub(TIMER_SLACK) {
@@ -192,12 +199,14 @@ impl FailedLoginTimes {
         }
     }
 
-    /// One of the recorded durations, drawn at random.
-    fn sample(&self) -> Option<Duration> {
-        let times = self.0.lock().ok()?;
+    /// The 95th percentile of the recorded durations.
+    fn floor(&self) -> Option<Duration> {
+        let mut times: Vec<Duration> = self.0.lock().ok()?.iter().copied().collect();
         if times.is_empty() {
             return None;
         }
-        times.get(rand::random_range(0..times.len())).copied()
+        times.sort_unstable();
+        let at = (times.len() * 95).div_ceil(100).saturating_sub(1);
+        times.get(at).copied()
     }
 }
