@@ -334,9 +334,8 @@ impl Settings {
             Duration::from_secs(10),
             seconds(3600),
         )?;
-        let http_max_connections = parse_or(get, "HTTP_MAX_CONNECTIONS", 1024, |v| {
-            parse_in_range(v, 1, 1_000_000)
-        })? as usize;
+        let http_max_connections =
+            parse_or(get, "HTTP_MAX_CONNECTIONS", 1024, count(1, 1_000_000))?;
         let rate_limit_prune_interval = parse_or(
             get,
             "RATE_LIMIT_PRUNE_INTERVAL_S",
@@ -346,9 +345,9 @@ impl Settings {
         let hash_queue_per_core = parse_or(
             get,
             "HASH_QUEUE_PER_CORE",
-            crate::password::DEFAULT_QUEUE_PER_CORE as u32,
-            |v| parse_in_range(v, 1, 100_000),
-        )? as usize;
+            crate::password::DEFAULT_QUEUE_PER_CORE,
+            count(1, 100_000),
+        )?;
         let shutdown_timeout = parse_or(
             get,
             "SHUTDOWN_TIMEOUT_S",
@@ -466,6 +465,14 @@ fn parse_bool(v: &str) -> Result<bool, String> {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
         _ => Err("expected true or false".to_owned()),
+    }
+}
+
+/// A count, `min` to `max`.
+fn count(min: u32, max: u32) -> impl Fn(&str) -> Result<usize, String> {
+    move |v| {
+        parse_in_range(v, min, max)
+            .and_then(|n| usize::try_from(n).map_err(|_| "too large for this machine".to_owned()))
     }
 }
 

@@ -1,6 +1,6 @@
 //! The HTTP client for GoTrue: the password grant (login) and `/resend` (confirmation email).
 //!
-//! GoTrue answers errors in three shapes (`../shared/gotrue-facts.md`, section 5.3): the legacy
+//! GoTrue answers errors in three shapes (`docs/gotrue-rows.md`, "Error shapes"): the legacy
 //! `{code: <status>, error_code, msg}`, the 2024-01-01 API version's `{code: <error_code>,
 //! message}` (we ask for it with `X-Supabase-Api-Version`), and before v2.158 OAuth's
 //! `{error, error_description}`. All three, and the `x-sb-error-code` header, are understood.

@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            tracing::error!("{message}");
+            // Once, on stderr (where a container's runtime collects it too).
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }

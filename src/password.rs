@@ -1,6 +1,6 @@
 //! argon2id password hashing in the PHC form GoTrue verifies:
 //! `$argon2id$v=19$m=<KiB>,t=<iterations>,p=<lanes>$<salt>$<hash>`, salt and hash in standard
-//! base64 without padding (`../shared/gotrue-facts.md`, section 4).
+//! base64 without padding (`docs/gotrue-rows.md`, "Password hashes").
 //!
 //! A hash is tens of milliseconds of one core and `m` KiB of memory. It never runs on an async
 //! worker: one dedicated thread per core takes jobs from a bounded queue, and each thread hashes
@@ -91,6 +91,15 @@ struct Job {
     reply: oneshot::Sender<Result<PasswordHash, HashError>>,
 }
 
+/// Why the hashing threads could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum HasherError {
+    #[error("invalid argon2 parameters: {0}")]
+    Params(argon2::Error),
+    #[error("cannot start a hashing thread: {0}")]
+    Spawn(std::io::Error),
+}
+
 /// The front of the hashing threads; cheap to clone. The threads end when the last clone is
 /// dropped.
 #[derive(Clone)]
@@ -101,12 +110,8 @@ pub struct Hasher {
 
 impl Hasher {
     /// `threads` hashing threads, and room for `queue` waiting signups.
-    pub fn new(
-        settings: HashSettings,
-        threads: usize,
-        queue: usize,
-    ) -> Result<Self, argon2::Error> {
-        let params = settings.params()?;
+    pub fn new(settings: HashSettings, threads: usize, queue: usize) -> Result<Self, HasherError> {
+        let params = settings.params().map_err(HasherError::Params)?;
         let (jobs, rx) = crossbeam_channel::bounded::<Job>(queue.max(1));
         let completed = Arc::new(AtomicU64::new(0));
         for i in 0..threads.max(1) {
@@ -116,7 +121,7 @@ impl Hasher {
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || hash_worker(&rx, params, &completed))
-                .map_err(|_| argon2::Error::MemoryTooLittle)?;
+                .map_err(HasherError::Spawn)?;
         }
         Ok(Self { jobs, completed })
     }
@@ -125,7 +130,7 @@ impl Hasher {
     pub fn for_this_machine(
         settings: HashSettings,
         queue_per_core: usize,
-    ) -> Result<Self, argon2::Error> {
+    ) -> Result<Self, HasherError> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Self::new(settings, cores, cores * queue_per_core)
     }

@@ -26,8 +26,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("invalid argon2 parameters: {0}")]
-    Argon2(argon2::Error),
+    #[error(transparent)]
+    Hasher(#[from] crate::password::HasherError),
     #[error(
         "the database is not ready for atomic-signup; missing: {}. Run `atomic-signup migrate` \
          (and check that DATABASE_URL points at the Supabase database)",
@@ -68,8 +68,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let pool = settings.database.pool();
         check_database(&pool).await?;
-        let hasher = Hasher::for_this_machine(settings.argon2, settings.hash_queue_per_core)
-            .map_err(StartupError::Argon2)?;
+        let hasher = Hasher::for_this_machine(settings.argon2, settings.hash_queue_per_core)?;
         let gotrue = settings
             .gotrue
             .as_ref()

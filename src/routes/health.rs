@@ -44,9 +44,7 @@ pub struct ReadinessChecks {
     (status = 503, description = "A dependency failed; `checks` says which", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let database = async {
-        match tokio::time::timeout(READY_TIMEOUT, sqlx::query("select 1").execute(&state.pool))
-            .await
-        {
+        match tokio::time::timeout(READY_TIMEOUT, store::ping(&state.pool)).await {
             Ok(Ok(_)) => "ok",
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "readiness: database failed");

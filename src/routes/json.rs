@@ -23,7 +23,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::PayloadTooLarge)
             }
-            Err(rejection) => Err(ApiError::InvalidJson(rejection.body_text())),
+            Err(rejection) => Err(ApiError::InvalidJson(innermost_cause(&rejection))),
         }
     }
 }
@@ -53,4 +53,14 @@ impl JsonObject {
         }
         values
     }
+}
+
+/// The message of the innermost error in `err`'s chain (serde's "expected value at line 1
+/// column 2"), without the layers of "Failed to parse the request body as JSON" above it.
+fn innermost_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
 }

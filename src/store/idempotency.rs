@@ -60,7 +60,8 @@ pub async fn claim(
         "claimed" => Claim::Claimed,
         "replay" => match (row.response_status, row.response_body) {
             (Some(status), Some(body)) => Claim::Replay {
-                status: u16::try_from(status).unwrap_or(500),
+                status: u16::try_from(status)
+                    .map_err(|_| StoreError::Invalid("a stored status below zero"))?,
                 body,
             },
             _ => return Err(StoreError::Invalid("a completed key without its answer")),

@@ -17,6 +17,12 @@ pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
     MIGRATOR.run(pool).await
 }
 
+/// `select 1`: the database answers (readiness).
+pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::query("select 1").execute(pool).await?;
+    Ok(())
+}
+
 /// A failed query, sorted into "try again later" (503) and "a bug or a broken schema" (500).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -90,6 +90,10 @@ pub async fn create_account(
 ) -> Result<CreatedAccount, SignupError> {
     let started = std::time::Instant::now();
     let key = account.idempotency.as_ref();
+    let status = key
+        .map(|k| i16::try_from(k.status))
+        .transpose()
+        .map_err(|_| StoreError::Invalid("an HTTP status beyond smallint"))?;
     let result = sqlx::query_as!(
         CreatedAccount,
         r#"select out_email_confirmed_at as "email_confirmed_at?",
@@ -103,7 +107,7 @@ pub async fn create_account(
         account.email_confirmed,
         key.map(|k| k.key),
         key.map(|k| k.claim),
-        key.map(|k| i16::try_from(k.status).unwrap_or(i16::MAX)),
+        status,
         key.map(|k| k.body),
     )
     .fetch_one(pool)

@@ -1,5 +1,5 @@
 //! What GoTrue requires of a row written by SQL and of a password hash, as
-//! `../shared/gotrue-facts.md` states it. The signup tests check our rows with these, and the
+//! `docs/gotrue-rows.md` states it. The signup tests check our rows with these, and the
 //! GoTrue test double (login) applies the same rules.
 
 use argon2::{Algorithm, Argon2, Params, Version};

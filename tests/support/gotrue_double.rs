@@ -1,5 +1,5 @@
 //! A GoTrue test double: an axum app on 127.0.0.1:0 that reads the SAME test database and behaves
-//! as `../shared/gotrue-facts.md` describes GoTrue (v2.196):
+//! as `docs/gotrue-rows.md` describes GoTrue (v2.196):
 //!
 //! - the gateway's `apikey` check (401 without the right key);
 //! - `POST /token?grant_type=password` (section 5.2): lookup by nil instance id, lower(email),
