@@ -107,14 +107,16 @@ sched_profile() {
 # CPU accounting (jiffies): where the machine's CPU went during a step. Prints
 # "busy argon2 service postgres double total": all busy CPU, the service's hashing threads, the whole
 # service, every postgres process, the GoTrue double (the rest is wrk and the system).
-jiffies() { awk '{print $14 + $15}' "$@" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+jiffies() { { cat "$@" 2>/dev/null || true; } | awk '{s += $14 + $15} END {print s + 0}'; }
 cpu() {
   local busy argon2 service postgres double total
   busy=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat)
   total=$(awk '/^cpu / {print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)
-  argon2=$(for t in /proc/$svc/task/*; do grep -q '^argon2' "$t/comm" 2>/dev/null && echo "$t/stat"; done | xargs -r cat | awk '{s += $14 + $15} END {print s + 0}')
+  # Processes and threads may end between listing and reading (a Postgres backend or autovacuum
+  # worker exits): a file that is gone counts as nothing, it does not stop the run.
+  argon2=$(for t in /proc/$svc/task/*; do grep -q '^argon2' "$t/comm" 2>/dev/null && echo "$t/stat"; done | xargs -r cat 2>/dev/null | awk '{s += $14 + $15} END {print s + 0}' || true)
   service=$(jiffies /proc/$svc/stat)
-  postgres=$(for p in $(pgrep -x postgres); do echo /proc/$p/stat; done | xargs -r cat | awk '{s += $14 + $15} END {print s + 0}')
+  postgres=$(for p in $(pgrep -x postgres); do echo /proc/$p/stat; done | xargs -r cat 2>/dev/null | awk '{s += $14 + $15} END {print s + 0}' || true)
   double=$(jiffies /proc/$dbl/stat)
   echo "$busy $argon2 $service $postgres $double $total"
 }
