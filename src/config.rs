@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use crate::domain::{FingerprintSecret, RoleSet};
+use crate::domain::RoleSet;
+use crate::idempotency::FingerprintSecret;
 use crate::outbox::OutboxSettings;
 use crate::password::HashSettings;
 

@@ -41,9 +41,9 @@ pub enum ApiError {
     EmailNotConfirmed,
     #[error("Too many requests; try again later")]
     RateLimited { retry_after: Option<HeaderValue> },
-    /// GoTrue unreachable, failing or answering nonsense; the detail is logged, never sent.
-    #[error("the authentication service is unavailable: {0}")]
-    AuthUnavailable(String),
+    /// GoTrue unreachable, failing or answering nonsense; the cause is logged, never sent.
+    #[error("the authentication service is unavailable")]
+    AuthUnavailable(#[source] GoTrueError),
     #[error("the authentication service did not answer in time")]
     AuthTimeout,
     #[error("login is not configured on this service (SUPABASE_URL / SUPABASE_ANON_KEY)")]
@@ -56,12 +56,16 @@ pub enum ApiError {
     Overloaded,
     #[error("the request took too long and was cut off; retry in a moment")]
     RequestTimeout,
-    /// The detail is logged, never sent.
-    #[error("the database is unavailable: {0}")]
-    DatabaseUnavailable(String),
-    /// The detail is logged, never sent.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// The cause is logged, never sent.
+    #[error("the database is unavailable")]
+    DatabaseUnavailable(#[source] StoreError),
+    /// The cause is logged, never sent.
+    #[error("internal error: {context}")]
+    Internal {
+        context: &'static str,
+        #[source]
+        source: BoxError,
+    },
 }
 
 /// Every error answer: `{"error": {"code", "message", "fields"?}}`.
@@ -108,7 +112,7 @@ impl ApiError {
             Self::DatabaseUnavailable(_) | Self::Overloaded | Self::RequestTimeout => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -134,7 +138,7 @@ impl ApiError {
             Self::DatabaseUnavailable(_) => "database_unavailable",
             Self::Overloaded => "overloaded",
             Self::RequestTimeout => "request_timeout",
-            Self::Internal(_) => "internal",
+            Self::Internal { .. } => "internal",
         }
     }
 
@@ -144,7 +148,7 @@ impl ApiError {
             Self::DatabaseUnavailable(_) => {
                 "the service cannot reach its database right now; try again shortly".to_owned()
             }
-            Self::Internal(_) => "an unexpected error occurred".to_owned(),
+            Self::Internal { .. } => "an unexpected error occurred".to_owned(),
             Self::AuthUnavailable(_) => {
                 "the authentication service is unavailable; try again shortly".to_owned()
             }
@@ -153,14 +157,54 @@ impl ApiError {
     }
 }
 
+/// Any error, as a cause kept inside an [`ApiError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl ApiError {
+    /// An unexpected failure while doing `context`, keeping `source` (and its chain) for the log.
+    pub fn internal(context: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Internal {
+            context,
+            source: source.into(),
+        }
+    }
+}
+
+/// An error and all its causes, `: `-separated (zero2prod's `error_chain_fmt`).
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(err) = cause {
+            write!(f, ": {err}")?;
+            cause = err.source();
+        }
+        Ok(())
+    }
+}
+
+impl From<crate::idempotency::IdempotencyError> for ApiError {
+    fn from(err: crate::idempotency::IdempotencyError) -> Self {
+        use crate::idempotency::IdempotencyError;
+        match err {
+            IdempotencyError::Reused => Self::IdempotencyKeyReused,
+            IdempotencyError::InProgress => Self::RequestInProgress,
+            IdempotencyError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
-            Self::Internal(detail) => {
-                tracing::error!(code = self.code(), %detail, "request failed")
+            // The whole chain of causes, once, here.
+            Self::Internal { .. } => {
+                tracing::error!(code = self.code(), error = %Chain(&self), "request failed")
             }
-            Self::DatabaseUnavailable(detail) | Self::AuthUnavailable(detail) => {
-                tracing::warn!(code = self.code(), %detail, "request failed")
+            Self::DatabaseUnavailable(_) | Self::AuthUnavailable(_) => {
+                tracing::warn!(code = self.code(), error = %Chain(&self), "request failed")
             }
             Self::AuthTimeout | Self::LoginNotConfigured | Self::RequestTimeout => {
                 tracing::warn!(code = self.code(), "request failed")
@@ -211,16 +255,17 @@ impl From<SignupError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Unavailable(e) => Self::DatabaseUnavailable(e.to_string()),
             StoreError::AuthenticationFailed(e) => {
                 tracing::error!(
                     error = %e,
                     "database authentication failed: check the user and password of DATABASE_URL"
                 );
-                Self::DatabaseUnavailable(e.to_string())
+                Self::DatabaseUnavailable(StoreError::AuthenticationFailed(e))
             }
-            StoreError::Database(e) => Self::Internal(e.to_string()),
-            StoreError::Invalid(what) => Self::Internal(what.to_owned()),
+            err @ StoreError::Unavailable(_) => Self::DatabaseUnavailable(err),
+            err @ (StoreError::Database(_) | StoreError::Invalid(_)) => {
+                Self::internal("a database call", err)
+            }
         }
     }
 }
@@ -234,7 +279,7 @@ impl From<GoTrueError> for ApiError {
             GoTrueError::UserBanned => Self::InvalidCredentials,
             GoTrueError::RateLimited { retry_after, .. } => Self::RateLimited { retry_after },
             GoTrueError::Timeout => Self::AuthTimeout,
-            GoTrueError::Unavailable(detail) => Self::AuthUnavailable(detail),
+            err @ GoTrueError::Unavailable(_) => Self::AuthUnavailable(err),
         }
     }
 }
@@ -243,7 +288,7 @@ impl From<HashError> for ApiError {
     fn from(err: HashError) -> Self {
         match err {
             HashError::Overloaded => Self::Overloaded,
-            other => Self::Internal(other.to_string()),
+            other => Self::internal("password hashing", other),
         }
     }
 }

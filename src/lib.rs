@@ -9,7 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod gotrue;
-pub mod housekeeping;
+pub mod idempotency;
 pub mod observe;
 pub mod outbox;
 pub mod password;

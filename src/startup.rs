@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::gotrue::GoTrueClient;
-use crate::housekeeping;
+use crate::idempotency::Idempotency;
 use crate::outbox::{OutboxStats, Worker};
 use crate::password::Hasher;
 use crate::routes::{self, AppState, RateLimitTables};
@@ -111,7 +111,7 @@ impl Application {
             client_ip: routes::ClientIp {
                 trust_forwarded_for: settings.trust_forwarded_for,
             },
-            idempotency: routes::Idempotency {
+            idempotency: Idempotency {
                 secret: settings.idempotency.secret,
                 lease: settings.request_timeout
                     + settings.database.statement_timeout
@@ -187,7 +187,7 @@ impl Application {
         let worker = self
             .worker
             .map(|w| tokio::spawn(w.run(stop_worker.clone())));
-        let purge = tokio::spawn(housekeeping::purge_expired_keys(
+        let purge = tokio::spawn(crate::idempotency::purge_expired_keys(
             self.purge.pool,
             self.purge.interval,
             stop_worker.clone(),

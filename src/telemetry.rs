@@ -8,13 +8,16 @@
 use std::io::IsTerminal;
 
 use axum::Router;
-use axum::http::{Request, Response, StatusCode, header};
+use axum::http::{Request, Response};
+use axum::response::IntoResponse;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use tracing_subscriber::EnvFilter;
+
+use crate::error::ApiError;
 
 /// Installs the global subscriber; a second call is a no-op.
 pub fn init() {
@@ -66,14 +69,13 @@ pub fn layer(router: Router) -> Router {
     )
 }
 
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<axum::body::Body> {
-    tracing::error!("a request handler panicked");
-    let body = r#"{"error":{"code":"internal","message":"an unexpected error occurred"}}"#;
-    let mut response = Response::new(axum::body::Body::from(body));
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    response
+/// A panicking handler answers like any internal error: through [`ApiError`], the one place
+/// where errors become HTTP.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<axum::body::Body> {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    ApiError::internal("a request handler panicked", message).into_response()
 }

@@ -3,7 +3,6 @@
 
 mod credentials;
 mod email;
-mod idempotency;
 mod name;
 mod new_user;
 mod password;
@@ -12,7 +11,6 @@ mod validation;
 
 pub use credentials::Credentials;
 pub use email::Email;
-pub use idempotency::{FingerprintSecret, IdempotencyKey};
 pub use name::DisplayName;
 pub use new_user::{NewUser, SignupForm};
 pub use password::Password;

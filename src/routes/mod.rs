@@ -26,9 +26,10 @@ use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::domain::{FingerprintSecret, RoleSet};
+use crate::domain::RoleSet;
 use crate::error::ApiError;
 use crate::gotrue::GoTrueClient;
+use crate::idempotency::Idempotency;
 use crate::observe;
 use crate::password::Hasher;
 
@@ -55,15 +56,6 @@ pub struct AppState {
     pub idempotency: Idempotency,
     /// Recent durations of failed logins of known users (see `login`).
     pub failed_logins: Arc<login::FailedLoginTimes>,
-}
-
-/// Idempotency-Key handling of signup.
-#[derive(Clone, Debug)]
-pub struct Idempotency {
-    pub secret: FingerprintSecret,
-    /// How long a claimed key stays locked to its request if that request dies without
-    /// releasing it: longer than any request can run (request timeout + statement timeout).
-    pub lease: Duration,
 }
 
 /// Per-client-IP request limits of the auth routes (0 = none), and the whole-request timeout.
@@ -196,7 +188,7 @@ impl RateLimitTables {
                     retry_after: Some(HeaderValue::from(wait_time.max(1))),
                 }
                 .into_response(),
-                other => ApiError::Internal(format!("rate limiter: {other}")).into_response(),
+                other => ApiError::internal("the rate limiter", other).into_response(),
             }
         }))
     }

@@ -4,7 +4,7 @@
 //! work (the hash is computed either way; for an existing email the insert fails on the unique
 //! index and writes nothing), so the answer does not tell whether an email is registered.
 //!
-//! With an `Idempotency-Key` header the key is claimed before the hash (`store::idempotency`)
+//! With an `Idempotency-Key` header the key is claimed before the hash ([`crate::idempotency`])
 //! and completed with the answer inside the signup transaction; a repeat of the same request
 //! gets that answer again with `Idempotent-Replayed: true`.
 
@@ -13,15 +13,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{AppState, JsonObject};
-use crate::domain::{IdempotencyKey, NewUser, SignupForm, ValidationErrors};
+use crate::domain::{NewUser, SignupForm, ValidationErrors};
 use crate::error::{ApiError, ErrorResponse};
+use crate::idempotency::{self, HeldKey, IdempotencyKey, NextAction};
 use crate::observe;
-use crate::store::idempotency::{self, Claim};
 use crate::store::signup::{KeyCompletion, NewAccount, SignupError, create_account};
 
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -96,9 +95,10 @@ pub async fn signup(
         (Err(rejected), _) | (_, Err(rejected)) => Err(rejected),
     };
     let outcome = match &result {
-        Ok(response) if response.headers().contains_key(REPLAYED) => "replayed",
-        Ok(response) if response.status() == StatusCode::ACCEPTED => "concealed",
-        Ok(_) => "created",
+        Ok(response) => response
+            .extensions()
+            .get::<Outcome>()
+            .map_or("created", |o| o.0),
         Err(err) => err.code(),
     };
     metrics::counter!(observe::SIGNUP_OUTCOMES, "outcome" => outcome).increment(1);
@@ -138,29 +138,41 @@ async fn sign_up(
     };
     let user = NewUser::parse(form, &state.signup_roles, errors)?;
 
-    // With a key: claim it before any work (or answer at once: replay, reused, in progress).
+    // With a key: claim it before any work, or answer at once (replay, reused, in progress).
     let held = match key {
         None => None,
-        Some(key) => match claim_key(state, key, &user).await? {
-            KeyClaim::Held(held) => Some(held),
-            KeyClaim::Answered(response) => return Ok(response),
-        },
-    };
-    let outcome = create(state, &user, held.as_ref()).await;
-    if let Some(held) = held {
-        match &outcome {
-            Ok(created) if created.key_completed => held.keep(),
-            // Nothing committed: give the key back so that a retry runs again.
-            _ => held.release().await,
+        Some(key) => {
+            let fingerprint = state.idempotency.secret.fingerprint(&user);
+            match idempotency::try_processing(&state.pool, &state.idempotency, key, &fingerprint)
+                .await?
+            {
+                NextAction::StartProcessing(held) => Some(held),
+                NextAction::ReturnSavedResponse { status, body } => {
+                    tracing::info!("idempotent replay");
+                    return replay(status, body);
+                }
+            }
         }
-    }
-    outcome.map(|created| created.response)
+    };
+    let created = create(state, &user, held.as_ref()).await;
+    finish(held, created).await
 }
 
-struct Created {
-    response: Response,
-    /// The signup committed, and with it the key's stored answer.
-    key_completed: bool,
+/// What the signup transaction came to.
+enum Created {
+    /// Committed (with the key's answer, if any).
+    Committed(Response),
+    /// CONCEAL_EXISTING_EMAILS: the email was taken; nothing committed, the concealed answer is
+    /// sent anyway (no earlier than `until`, the time a commit would have taken at least).
+    ConcealedTaken {
+        response: Response,
+        until: tokio::time::Instant,
+    },
+    /// Concealed and committed: the answer leaves no earlier than `until`.
+    ConcealedCommitted {
+        response: Response,
+        until: tokio::time::Instant,
+    },
 }
 
 /// Hash, then THE transaction (which also completes the key, if any).
@@ -183,7 +195,8 @@ async fn create(
         onboarding_completed: false,
         email_confirmed: !state.require_email_confirmation,
     };
-    let status = if state.conceal_existing_emails {
+    let conceal = state.conceal_existing_emails;
+    let status = if conceal {
         StatusCode::ACCEPTED
     } else {
         StatusCode::CREATED
@@ -191,14 +204,14 @@ async fn create(
     // With a key: the answer stored with it, committed with the signup.
     let stored = match key {
         None => None,
-        Some(_) if state.conceal_existing_emails => Some(serde_json::to_value(CONCEALED)),
-        Some(_) => Some(serde_json::to_value(&body)),
-    }
-    .transpose()
-    .map_err(|e| ApiError::Internal(format!("answer to JSON: {e}")))?;
+        Some(_) if conceal => Some(concealed_json()?),
+        Some(_) => {
+            Some(serde_json::to_value(&body).map_err(|e| ApiError::internal("answer to JSON", e))?)
+        }
+    };
     // Concealment: the answer leaves no earlier than this, whether the email was new (commit)
     // or taken (rollback), so the two cannot be told apart by their timing.
-    let conceal_until = tokio::time::Instant::now() + state.conceal_min_duration;
+    let until = tokio::time::Instant::now() + state.conceal_min_duration;
     let created = create_account(
         &state.pool,
         NewAccount {
@@ -207,8 +220,8 @@ async fn create(
             password_hash: &password_hash,
             email_confirmed: !state.require_email_confirmation,
             idempotency: key.zip(stored.as_ref()).map(|(held, body)| KeyCompletion {
-                key: held.key.as_str(),
-                claim: held.claim,
+                key: held.key(),
+                claim: held.claim(),
                 status: status.as_u16(),
                 body,
             }),
@@ -216,139 +229,93 @@ async fn create(
     )
     .await;
 
-    if state.conceal_existing_emails {
-        let key_completed = match created {
-            Ok(_) => {
-                tracing::info!("user signed up");
+    match created {
+        Ok(created) => {
+            tracing::info!("user signed up");
+            if state.require_email_confirmation {
                 state.outbox_wake.notify_one();
-                true
             }
-            Err(SignupError::EmailTaken) => {
-                tracing::info!("signup for a taken email concealed");
-                // The key keeps the same concealed answer as a new email's, so a retry replays
-                // it the same way.
-                match key.zip(stored.as_ref()) {
-                    Some((held, body)) => {
-                        idempotency::complete(
-                            &state.pool,
-                            held.key.as_str(),
-                            held.claim,
-                            status.as_u16(),
-                            body,
-                        )
-                        .await?
-                    }
-                    None => false,
-                }
+            if conceal {
+                let response = (status, Json(CONCEALED)).into_response();
+                return Ok(Created::ConcealedCommitted { response, until });
             }
-            Err(err) => return Err(err.into()),
-        };
-        tokio::time::sleep_until(conceal_until).await;
-        return Ok(Created {
-            response: (status, Json(CONCEALED)).into_response(),
-            key_completed,
-        });
-    }
-
-    let created = created?;
-    tracing::info!("user signed up");
-    if state.require_email_confirmation {
-        state.outbox_wake.notify_one();
-    }
-    body.onboarding_completed = created.onboarding_completed;
-    body.email_confirmed = created.email_confirmed_at.is_some();
-    Ok(Created {
-        response: (status, Json(body)).into_response(),
-        key_completed: true,
-    })
-}
-
-enum KeyClaim {
-    /// This request holds the key: go ahead.
-    Held(HeldKey),
-    /// The answer is already known.
-    Answered(Response),
-}
-
-async fn claim_key(
-    state: &AppState,
-    key: IdempotencyKey,
-    user: &NewUser,
-) -> Result<KeyClaim, ApiError> {
-    let claim = Uuid::new_v4();
-    let fingerprint = state.idempotency.secret.fingerprint(user);
-    match idempotency::claim(
-        &state.pool,
-        key.as_str(),
-        &fingerprint,
-        claim,
-        state.idempotency.lease,
-    )
-    .await?
-    {
-        Claim::Claimed => Ok(KeyClaim::Held(HeldKey {
-            pool: state.pool.clone(),
-            key,
-            claim,
-            armed: true,
-        })),
-        Claim::Replay { status, body } => {
-            tracing::info!("idempotent replay");
-            let status = StatusCode::from_u16(status)
-                .map_err(|_| ApiError::Internal(format!("stored status {status}")))?;
-            let mut response = (status, Json(body)).into_response();
-            response
-                .headers_mut()
-                .insert(REPLAYED, HeaderValue::from_static("true"));
-            Ok(KeyClaim::Answered(response))
+            body.onboarding_completed = created.onboarding_completed;
+            body.email_confirmed = created.email_confirmed_at.is_some();
+            Ok(Created::Committed((status, Json(body)).into_response()))
         }
-        Claim::Mismatch => Err(ApiError::IdempotencyKeyReused),
-        Claim::InProgress => Err(ApiError::RequestInProgress),
+        Err(SignupError::EmailTaken) if conceal => {
+            tracing::info!("signup for a taken email concealed");
+            let response = (status, Json(CONCEALED)).into_response();
+            Ok(Created::ConcealedTaken { response, until })
+        }
+        Err(err) => Err(err.into()),
     }
 }
 
-/// A claimed key. Released when the signup fails; if the request is dropped midway (timeout,
-/// client gone) the release is sent from `Drop`, and failing that the key's lease runs out.
-struct HeldKey {
-    pool: PgPool,
-    key: IdempotencyKey,
-    claim: Uuid,
-    armed: bool,
-}
-
-impl HeldKey {
-    /// The signup committed: the key now holds its answer.
-    fn keep(mut self) {
-        self.armed = false;
-    }
-
-    async fn release(mut self) {
-        self.armed = false;
-        if let Err(err) = idempotency::release(&self.pool, self.key.as_str(), self.claim).await {
-            tracing::warn!(error = %err, "idempotency key not released; its lease will run out");
+/// Settles the key (kept with the committed answer, completed with the concealed one, or given
+/// back), holds a concealed answer until its time, and answers.
+async fn finish(
+    held: Option<HeldKey>,
+    created: Result<Created, ApiError>,
+) -> Result<Response, ApiError> {
+    match (created, held) {
+        (Ok(Created::Committed(response)), held) => {
+            if let Some(held) = held {
+                held.completed();
+            }
+            Ok(with_outcome(response, "created"))
+        }
+        (Ok(Created::ConcealedCommitted { response, until }), held) => {
+            if let Some(held) = held {
+                held.completed();
+            }
+            tokio::time::sleep_until(until).await;
+            Ok(with_outcome(response, "concealed"))
+        }
+        (Ok(Created::ConcealedTaken { response, until }), held) => {
+            // The key keeps the same concealed answer as a new email's, so a retry replays it
+            // the same way.
+            if let Some(held) = held {
+                held.complete(StatusCode::ACCEPTED.as_u16(), &concealed_json()?)
+                    .await?;
+            }
+            tokio::time::sleep_until(until).await;
+            Ok(with_outcome(response, "concealed"))
+        }
+        (Err(err), held) => {
+            // Nothing committed: give the key back so that a retry runs again.
+            if let Some(held) = held {
+                held.release().await;
+            }
+            Err(err)
         }
     }
 }
 
-impl Drop for HeldKey {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        // The request was cancelled. If its transaction is still running, it either commits
-        // first (the release then finds the key completed and does nothing) or finds its claim
-        // gone and rolls back: never a signup without its stored answer.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (pool, key, claim) = (self.pool.clone(), self.key.clone(), self.claim);
-            runtime.spawn(async move {
-                if let Err(err) = idempotency::release(&pool, key.as_str(), claim).await {
-                    tracing::warn!(error = %err, "idempotency key of a cancelled request not released");
-                }
-            });
-        }
-    }
+/// The stored answer of the first request with this key, again.
+fn replay(status: u16, body: serde_json::Value) -> Result<Response, ApiError> {
+    let status =
+        StatusCode::from_u16(status).map_err(|e| ApiError::internal("a stored status", e))?;
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(REPLAYED, HeaderValue::from_static("true"));
+    Ok(with_outcome(response, "replayed"))
+}
+
+/// The signup outcome for the metrics, set where it is known (not guessed from the answer).
+#[derive(Debug, Clone, Copy)]
+struct Outcome(&'static str);
+
+fn with_outcome(mut response: Response, outcome: &'static str) -> Response {
+    response.extensions_mut().insert(Outcome(outcome));
+    response
 }
 
 const CONCEALED: ConcealedResponse = ConcealedResponse {
     status: "confirmation_sent",
 };
+
+fn concealed_json() -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(CONCEALED).map_err(|e| ApiError::internal("answer to JSON", e))
+}

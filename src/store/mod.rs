@@ -1,6 +1,5 @@
 //! SQL only. Nothing outside this module writes SQL.
 
-pub mod idempotency;
 pub mod outbox;
 pub mod profiles;
 pub mod schema;

@@ -14,8 +14,8 @@ use std::time::Duration;
 use atomic_signup::config::{
     DatabaseSettings, DatabaseUrl, GoTrueSettings, IdempotencySettings, Settings,
 };
-use atomic_signup::domain::FingerprintSecret;
 use atomic_signup::domain::RoleSet;
+use atomic_signup::idempotency::FingerprintSecret;
 use atomic_signup::outbox::OutboxSettings;
 use atomic_signup::outbox::OutboxStats;
 use atomic_signup::password::{HashSettings, Hasher};

@@ -1,6 +1,7 @@
-//! Idempotency keys' SQL: claim before the work, give back after a failure, purge after 24 h.
-//! Completing a key happens inside the signup transaction (`super::signup`). The functions are
-//! in migrations/20261125000005_idempotency_keys.sql.
+//! Idempotency keys' SQL: claim before the work, give back after a failure, complete a concealed
+//! answer, purge after 24 h. Completing a key with a new user's answer happens inside the signup
+//! transaction (`store::signup`). The functions are in migrations/20261125000005_idempotency_keys.sql
+//! and migrations/20261203000009_complete_idempotency_key.sql.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use sqlx::PgPool;
 use sqlx::postgres::types::PgInterval;
 use uuid::Uuid;
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// How long a key is kept after its first use.
 pub const KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);

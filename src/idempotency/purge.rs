@@ -1,11 +1,11 @@
-//! Periodic cleanup: deletes Idempotency-Keys older than 24 h.
+//! The periodic purge of Idempotency-Keys older than 24 h.
 
 use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::idempotency;
+use super::persistence;
 
 /// Purges expired keys now and then every `interval`, until `stop`. Replicas may all run it:
 /// the delete is idempotent.
@@ -17,7 +17,7 @@ pub async fn purge_expired_keys(pool: PgPool, interval: Duration, stop: Cancella
             () = stop.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        match idempotency::purge_expired(&pool).await {
+        match persistence::purge_expired(&pool).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "expired idempotency keys deleted"),
             Err(err) => tracing::warn!(error = %err, "expired idempotency keys not purged"),
