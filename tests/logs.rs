@@ -4,13 +4,11 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::gotrue_double::{ANON_KEY, GoTrueDouble};
-use support::{TestDb, closed_port, eventually};
-use tokio::io::AsyncReadExt;
+use support::{ServiceProcess, TestDb, eventually};
 
 const USER_PASSWORD: &str = "Sup3r-Secret-Passphrase-4711";
 const DB_PASSWORD: &str = "db-Pa55word-Never-Logged-0815";
@@ -28,26 +26,18 @@ async fn secrets_never_reach_the_logs_and_every_request_line_has_its_id() {
     .await
     .unwrap();
     let double = GoTrueDouble::start(db.pool.clone()).await;
-    let port = closed_port();
     let url = support::database_url(&db, &role, DB_PASSWORD);
-    let mut child = support::service_binary(&url, port)
+    let mut command = support::service_binary(&url);
+    command
         .env("GOTRUE_URL", &double.url)
         .env("SUPABASE_ANON_KEY", ANON_KEY)
         .env("IDEMPOTENCY_SECRET", IDEMPOTENCY_SECRET)
         .env("ARGON2_MEMORY_KIB", "1024")
         .env("ARGON2_ITERATIONS", "1")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the binary");
-    let base = format!("http://127.0.0.1:{port}");
+        .env("RUST_LOG", "debug");
+    let service = ServiceProcess::start(command).await;
+    let base = service.base.clone();
     let client = reqwest::Client::new();
-    let up = || async { client.get(format!("{base}/healthz")).send().await.is_ok() };
-    assert!(
-        eventually(Duration::from_secs(20), up).await,
-        "the service came up"
-    );
 
     let signup = || {
         client
@@ -94,23 +84,7 @@ async fn secrets_never_reach_the_logs_and_every_request_line_has_its_id() {
         .unwrap();
     assert_eq!(wrong.status(), 401);
 
-    child.start_kill().unwrap();
-    let _ = child.wait().await;
-    let mut logs = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .await
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .await
-        .unwrap();
+    let logs = service.stop().await;
 
     assert!(
         logs.contains("user signed up") && logs.contains("user logged in"),

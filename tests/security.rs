@@ -14,7 +14,7 @@ use reqwest::Method;
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use support::{
-    TestApp, TestDb, assert_error, closed_port, eventually, least_privilege_login, signup_body,
+    ServiceProcess, TestApp, TestDb, assert_error, eventually, least_privilege_login, signup_body,
     status_json, test_settings,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -481,18 +481,13 @@ async fn the_limiter_forgets_clients_whose_bucket_is_full_again() {
 #[tokio::test]
 async fn slow_and_silent_connections_are_closed_after_the_header_timeout() {
     let db = TestDb::migrated().await;
-    let port = closed_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut child =
-        support::service_binary(&support::database_url(&db, "postgres", "postgres"), port)
-            .env("HTTP_HEADER_READ_TIMEOUT_S", "1")
-            .spawn()
-            .expect("start the binary");
+    let mut command = support::service_binary(&support::database_url(&db, "postgres", "postgres"));
+    command.env("HTTP_HEADER_READ_TIMEOUT_S", "1");
+    let service = ServiceProcess::start(command).await;
+    let base = service.base.clone();
     let client = reqwest::Client::new();
-    let up = || async { client.get(format!("{base}/healthz")).send().await.is_ok() };
-    assert!(eventually(Duration::from_secs(20), up).await, "service up");
 
-    let addr = format!("127.0.0.1:{port}");
+    let addr = base.trim_start_matches("http://").to_owned();
     let mut silent = TcpStream::connect(&addr).await.unwrap();
     let mut trickle = TcpStream::connect(&addr).await.unwrap();
     trickle
@@ -529,7 +524,7 @@ async fn slow_and_silent_connections_are_closed_after_the_header_timeout() {
     }
     let res = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    let _ = child.kill().await;
+    service.stop().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -604,29 +599,16 @@ async fn a_connection_closed_at_the_handshake_is_503_database_unavailable() {
 #[tokio::test]
 async fn a_wrong_database_password_is_503_and_logged_as_an_authentication_failure() {
     let db = TestDb::migrated().await;
-    let port = closed_port();
-    let base = format!("http://127.0.0.1:{port}");
     let url = support::database_url(&db, "postgres", "not-the-password");
-    let mut child = support::service_binary(&url, port)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the binary");
-    let client = reqwest::Client::new();
-    let up = || async { client.get(format!("{base}/healthz")).send().await.is_ok() };
-    assert!(eventually(Duration::from_secs(20), up).await, "service up");
-    let res = client
-        .post(format!("{base}/api/auth/signup"))
+    let service = ServiceProcess::start(support::service_binary(&url)).await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/auth/signup", service.base))
         .json(&signup_body("Pw", "pw@example.com", "Creator"))
         .send()
         .await
         .unwrap();
     assert_error(res, 503, "database_unavailable").await;
-    let _ = child.start_kill();
-    let mut stdout = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut stdout).await;
-    }
-    let _ = child.wait().await;
+    let stdout = service.stop().await;
     assert!(
         stdout
             .lines()

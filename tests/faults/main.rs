@@ -141,19 +141,18 @@ async fn a_statement_over_statement_timeout_is_503_and_writes_nothing() {
 #[tokio::test]
 async fn sigterm_lets_an_in_flight_signup_commit_then_exits() {
     let db = support::TestDb::migrated().await;
-    let port = support::closed_port();
     let url = support::database_url(&db, "postgres", "postgres");
-    let mut child = support::service_binary(&url, port)
+    let mut command = support::service_binary(&url);
+    command
         // A slow hash, so the signup is surely in flight when SIGTERM arrives.
         .env("ARGON2_MEMORY_KIB", "262144")
         .env("ARGON2_ITERATIONS", "4")
         .env("SHUTDOWN_TIMEOUT_S", "20")
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+        // tower-http logs "started processing request" at debug: the sign that it is in flight.
+        .env("RUST_LOG", "info,tower_http=debug");
+    let mut service = support::ServiceProcess::start(command).await;
+    let base = service.base.clone();
     let client = reqwest::Client::new();
-    let up = || async { client.get(format!("{base}/healthz")).send().await.is_ok() };
-    assert!(support::eventually(Duration::from_secs(20), up).await);
 
     let request = {
         let client = client.clone();
@@ -167,10 +166,17 @@ async fn sigterm_lets_an_in_flight_signup_commit_then_exits() {
                 .map(|r| r.status().as_u16())
         })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let pid = child.id().expect("running") as libc::pid_t;
-    // SAFETY: sending SIGTERM to our own child process.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let in_flight = || async {
+        service
+            .logs()
+            .lines()
+            .any(|l| l.contains("started processing request") && l.contains("/api/auth/signup"))
+    };
+    assert!(
+        support::eventually(Duration::from_secs(10), in_flight).await,
+        "the signup reached the service"
+    );
+    service.signal(libc::SIGTERM);
 
     assert_eq!(
         request
@@ -179,10 +185,10 @@ async fn sigterm_lets_an_in_flight_signup_commit_then_exits() {
             .expect("an answer, not a dropped connection"),
         201
     );
-    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
+    let exit = tokio::time::timeout(Duration::from_secs(20), service.exited())
         .await
         .expect("exits within SHUTDOWN_TIMEOUT_S")
-        .unwrap();
+        .expect("an exit status");
     assert!(exit.success(), "{exit:?}");
     assert_eq!(support::counts(&db).await, (1, 1, 1));
     assert_invariants(&db).await;

@@ -9,15 +9,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::process::Child;
 use uuid::Uuid;
 
 use crate::support::gotrue_double::{ANON_KEY, Endpoint, Fault, GoTrueDouble};
-use crate::support::{self, TestDb, assert_invariants, closed_port, eventually, signup_body};
+use crate::support::{self, ServiceProcess, TestDb, assert_invariants, eventually, signup_body};
 
-/// The service binary on `port`, with GoTrue = `double` and short timeouts.
-fn start_binary(db: &TestDb, double: &GoTrueDouble, port: u16) -> Child {
-    support::service_binary(&support::database_url(db, "postgres", "postgres"), port)
+/// The service binary, with GoTrue = `double` and short timeouts, up and answering.
+async fn start_binary(db: &TestDb, double: &GoTrueDouble) -> ServiceProcess {
+    let mut command = support::service_binary(&support::database_url(db, "postgres", "postgres"));
+    command
         .env("GOTRUE_URL", &double.url)
         .env("SUPABASE_ANON_KEY", ANON_KEY)
         .env("ARGON2_MEMORY_KIB", "1024")
@@ -28,17 +28,8 @@ fn start_binary(db: &TestDb, double: &GoTrueDouble, port: u16) -> Child {
         .env("OUTBOX_MAX_ATTEMPTS", "1000")
         .env("OUTBOX_BACKOFF_BASE_MS", "20")
         .env("OUTBOX_BACKOFF_MAX_MS", "200")
-        .env("OUTBOX_POLL_INTERVAL_MS", "50")
-        .spawn()
-        .expect("start the binary")
-}
-
-async fn wait_until_up(client: &reqwest::Client, base: &str) {
-    let up = || async { client.get(format!("{base}/healthz")).send().await.is_ok() };
-    assert!(
-        eventually(Duration::from_secs(20), up).await,
-        "the service came up"
-    );
+        .env("OUTBOX_POLL_INTERVAL_MS", "50");
+    ServiceProcess::start(command).await
 }
 
 /// What one signup request got: an answer, or nothing (the process died under it).
@@ -82,14 +73,12 @@ async fn sigkill_mid_load_then_restart_loses_nothing_and_delivers_every_mail() {
         100_000,
         Fault::Status(500, "unexpected_failure"),
     );
-    let port = closed_port();
-    let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let mut child = start_binary(&db, &double, port);
-    wait_until_up(&client, &base).await;
+    let mut service = start_binary(&db, &double).await;
+    let base = service.base.clone();
 
     // Eight clients sign up one unique email after another until the process is gone.
     let next = Arc::new(AtomicUsize::new(0));
@@ -115,10 +104,8 @@ async fn sigkill_mid_load_then_restart_loses_nothing_and_delivers_every_mail() {
         .collect();
     let at = Duration::from_millis(300 + (Uuid::new_v4().as_u128() % 700) as u64);
     tokio::time::sleep(at).await;
-    let pid = child.id().expect("running") as libc::pid_t;
-    // SAFETY: sending SIGKILL to our own child process.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
-    let _ = child.wait().await;
+    service.signal(libc::SIGKILL);
+    service.exited().await;
     stop.store(true, Ordering::SeqCst);
     let mut outcomes = BTreeMap::new();
     for task in load {
@@ -170,8 +157,9 @@ async fn sigkill_mid_load_then_restart_loses_nothing_and_delivers_every_mail() {
     // Restart (GoTrue healthy again). Each unanswered request, retried with its key, ends with
     // a 201: the stored answer if it had committed, a new signup if it had not.
     double.clear_faults();
-    let mut restarted = start_binary(&db, &double, port);
-    wait_until_up(&client, &base).await;
+    // Restarted on a port of its own choosing: the clients follow it.
+    let restarted = start_binary(&db, &double).await;
+    let base = restarted.base.clone();
     for i in &unanswered {
         let mut tries = 0;
         let body = loop {
@@ -220,6 +208,5 @@ async fn sigkill_mid_load_then_restart_loses_nothing_and_delivers_every_mail() {
     mails.sort();
     assert_eq!(mails, expected, "one mail per user");
     assert_invariants(&db).await;
-    let _ = restarted.start_kill();
-    let _ = restarted.wait().await;
+    restarted.stop().await;
 }

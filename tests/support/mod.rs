@@ -332,25 +332,122 @@ pub fn database_url(db: &TestDb, user: &str, password: &str) -> String {
     )
 }
 
-/// The real binary, `serve` on 127.0.0.1:`port` against `database_url`, with a clean environment
-/// (no `.env`: it runs in the temp dir), JSON logs, output discarded, killed when dropped. Tests
-/// add their own variables.
-pub fn service_binary(database_url: &str, port: u16) -> tokio::process::Command {
+/// The real binary, `serve` on 127.0.0.1 (a port of its own choosing) against `database_url`,
+/// with a clean environment (no `.env`: it runs in the temp dir), JSON logs, killed when dropped.
+/// Tests add their own variables, then [`ServiceProcess::start`] it.
+pub fn service_binary(database_url: &str) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_atomic-signup"));
     command
         .arg("serve")
         .env_clear()
         .env("DATABASE_URL", database_url)
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("BIND_ADDR", "127.0.0.1:0")
         .env("IDEMPOTENCY_SECRET", TEST_IDEMPOTENCY_SECRET)
         .env("LOG_FORMAT", "json")
         // Metrics off: a fixed port would clash between binaries started side by side.
         .env("METRICS_BIND_ADDR", "")
         .current_dir(std::env::temp_dir())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
     command
+}
+
+/// A running service binary: its address (read from its "listening" log line, so no port is
+/// guessed beforehand) and everything it logged so far.
+pub struct ServiceProcess {
+    pub child: tokio::process::Child,
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+    logs: Arc<std::sync::Mutex<String>>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ServiceProcess {
+    /// Starts `command` (see [`service_binary`]) and waits until it listens and `/healthz`
+    /// answers. Its stdout and stderr are collected (see [`ServiceProcess::logs`]).
+    pub async fn start(mut command: tokio::process::Command) -> Self {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("start the service binary");
+        let logs = Arc::new(std::sync::Mutex::new(String::new()));
+        let (found, address) = tokio::sync::oneshot::channel::<String>();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let collected = Arc::clone(&logs);
+        let out = tokio::spawn(async move {
+            let mut found = Some(found);
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(event) = serde_json::from_str::<Value>(&line)
+                    && event["message"] == "listening"
+                    && let (Some(addr), Some(tx)) = (event["addr"].as_str(), found.take())
+                {
+                    let _ = tx.send(addr.to_owned());
+                }
+                collected.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let collected = Arc::clone(&logs);
+        let err = tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                collected.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let addr = tokio::time::timeout(Duration::from_secs(30), address)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| {
+                panic!(
+                    "the service never logged its address:\n{}",
+                    logs.lock().unwrap()
+                )
+            });
+        let base = format!("http://{addr}");
+        let client = reqwest::Client::new();
+        let up = || async { client.get(format!("{base}/healthz")).send().await.is_ok() };
+        assert!(
+            eventually(Duration::from_secs(20), up).await,
+            "the service answers /healthz"
+        );
+        Self {
+            child,
+            base,
+            logs,
+            readers: vec![out, err],
+        }
+    }
+
+    /// Everything the process wrote to stdout and stderr so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the process.
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = self.child.id().expect("running") as libc::pid_t;
+        // SAFETY: sending a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
+    /// Kills the process (if it still runs) and returns all it logged.
+    pub async fn stop(mut self) -> String {
+        let _ = self.child.start_kill();
+        self.exited().await;
+        self.logs()
+    }
+
+    /// Waits for the process to exit (however it ends) and for its output to be read to the end;
+    /// returns its exit status.
+    pub async fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.wait().await.ok();
+        for reader in self.readers.drain(..) {
+            let _ = reader.await; // ends at EOF
+        }
+        status
+    }
 }
 
 /// Asserts that `res` is the JSON error answer `status` with `error.code` = `code`; returns the
