@@ -9,7 +9,6 @@
 //! Delivery is at least once: a crash between GoTrue's 200 and our commit sends the mail again.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
@@ -21,7 +20,7 @@ use tracing::Instrument;
 use crate::gotrue::{GoTrueClient, GoTrueError};
 use crate::observe;
 use crate::store::StoreError;
-use crate::store::outbox::{self as sql, Job};
+use crate::store::outbox::{self as sql, ClaimedConfirmation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutboxSettings {
@@ -58,33 +57,12 @@ impl OutboxSettings {
     }
 }
 
-/// Counters of what the worker did (read by tests and, later, metrics).
-#[derive(Debug, Default)]
-pub struct OutboxStats {
-    pub sent: AtomicU64,
-    pub retried: AtomicU64,
-    pub failed: AtomicU64,
-}
-
-impl OutboxStats {
-    pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
-    }
-    pub fn retried(&self) -> u64 {
-        self.retried.load(Ordering::Relaxed)
-    }
-    pub fn failed(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
-    }
-}
-
 #[derive(Clone)]
 pub struct Worker {
     pool: PgPool,
     gotrue: GoTrueClient,
     settings: OutboxSettings,
     wake: Arc<Notify>,
-    stats: Arc<OutboxStats>,
 }
 
 impl Worker {
@@ -93,14 +71,12 @@ impl Worker {
         gotrue: GoTrueClient,
         settings: OutboxSettings,
         wake: Arc<Notify>,
-        stats: Arc<OutboxStats>,
     ) -> Self {
         Self {
             pool,
             gotrue,
             settings,
             wake,
-            stats,
         }
     }
 
@@ -143,7 +119,6 @@ impl Worker {
                 Ok(()) => {
                     sql::mark_sent(&mut tx, job.id).await?;
                     tx.commit().await?;
-                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!(observe::OUTBOX_SENT).increment(1);
                     tracing::info!("confirmation email requested");
                 }
@@ -161,14 +136,13 @@ impl Worker {
     async fn settle_failure(
         &self,
         tx: &mut sqlx::PgConnection,
-        job: &Job,
+        job: &ClaimedConfirmation,
         err: &GoTrueError,
     ) -> Result<(), StoreError> {
         let attempts = u32::try_from(job.attempts).unwrap_or(0) + 1;
         let error = err.to_string();
         if attempts >= self.settings.max_attempts {
             sql::mark_failed(tx, job.id, &error).await?;
-            self.stats.failed.fetch_add(1, Ordering::Relaxed);
             metrics::counter!(observe::OUTBOX_FAILED).increment(1);
             tracing::error!(attempts, error = %error, "confirmation email could not be sent; giving up");
         } else {
@@ -180,7 +154,6 @@ impl Worker {
                 _ => self.settings.backoff(attempts),
             };
             sql::reschedule(tx, job.id, delay, &error).await?;
-            self.stats.retried.fetch_add(1, Ordering::Relaxed);
             metrics::counter!(observe::OUTBOX_RETRIED).increment(1);
             tracing::warn!(attempts, retry_in_ms = delay.as_millis() as u64, error = %error, "confirmation email failed; will retry");
         }

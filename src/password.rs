@@ -85,7 +85,7 @@ pub const DEFAULT_QUEUE_PER_CORE: usize = 64;
 /// Random salt bytes per hash (argon2's recommendation; GoTrue accepts any non-empty salt).
 const SALT_LEN: usize = 16;
 
-struct Job {
+struct HashJob {
     password: Password,
     queued_at: Instant,
     reply: oneshot::Sender<Result<PasswordHash, HashError>>,
@@ -104,7 +104,7 @@ pub enum HasherError {
 /// dropped.
 #[derive(Clone)]
 pub struct Hasher {
-    jobs: Sender<Job>,
+    jobs: Sender<HashJob>,
     completed: Arc<AtomicU64>,
 }
 
@@ -112,7 +112,7 @@ impl Hasher {
     /// `threads` hashing threads, and room for `queue` waiting signups.
     pub fn new(settings: HashSettings, threads: usize, queue: usize) -> Result<Self, HasherError> {
         let params = settings.params().map_err(HasherError::Params)?;
-        let (jobs, rx) = crossbeam_channel::bounded::<Job>(queue.max(1));
+        let (jobs, rx) = crossbeam_channel::bounded::<HashJob>(queue.max(1));
         let completed = Arc::new(AtomicU64::new(0));
         for i in 0..threads.max(1) {
             let rx = rx.clone();
@@ -137,7 +137,7 @@ impl Hasher {
 
     pub async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
         let (reply, answer) = oneshot::channel();
-        let job = Job {
+        let job = HashJob {
             password: password.clone(),
             queued_at: Instant::now(),
             reply,
@@ -173,7 +173,7 @@ pub fn dummy_password() -> &'static Password {
 const HASH_THREAD_NICE: i32 = 10;
 
 /// One hashing thread: one `m` KiB buffer for its whole life, reused by every hash.
-fn hash_worker(jobs: &Receiver<Job>, params: Params, completed: &AtomicU64) {
+fn hash_worker(jobs: &Receiver<HashJob>, params: Params, completed: &AtomicU64) {
     lower_priority();
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     let mut memory = vec![Block::default(); params.block_count()];

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::gotrue::GoTrueClient;
 use crate::idempotency::Idempotency;
-use crate::outbox::{OutboxStats, Worker};
+use crate::outbox::Worker;
 use crate::password::Hasher;
 use crate::routes::{self, AppState, RateLimitTables};
 use crate::server::{self, ConnectionLimits};
@@ -59,7 +59,6 @@ pub struct Application {
     connection_limits: ConnectionLimits,
     worker: Option<Worker>,
     purge: Purge,
-    outbox_stats: Arc<OutboxStats>,
     hasher: Hasher,
     shutdown_timeout: Duration,
 }
@@ -76,7 +75,6 @@ impl Application {
             .transpose()
             .map_err(StartupError::HttpClient)?;
         let outbox_wake = Arc::new(Notify::new());
-        let outbox_stats = Arc::new(OutboxStats::default());
         // Confirmation emails go out through GoTrue. Without it, rows wait in the outbox until
         // a service with GoTrue configured runs.
         let worker = match &gotrue {
@@ -85,7 +83,6 @@ impl Application {
                 client.clone(),
                 settings.outbox,
                 Arc::clone(&outbox_wake),
-                Arc::clone(&outbox_stats),
             )),
             None => {
                 if settings.require_email_confirmation {
@@ -145,7 +142,6 @@ impl Application {
             },
             worker,
             purge,
-            outbox_stats,
             hasher,
             shutdown_timeout: settings.shutdown_timeout,
         })
@@ -154,11 +150,6 @@ impl Application {
     /// The password hasher (shared with the handlers).
     pub fn hasher(&self) -> Hasher {
         self.hasher.clone()
-    }
-
-    /// What the outbox worker has done so far.
-    pub fn outbox_stats(&self) -> Arc<OutboxStats> {
-        Arc::clone(&self.outbox_stats)
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -252,7 +243,12 @@ impl Application {
 /// pool connects on demand, the service answers 503 until the database is back (and the check is
 /// skipped; said once here so an operator sees a wrong URL at once).
 async fn check_database(pool: &sqlx::PgPool) -> Result<(), StartupError> {
-    match tokio::time::timeout(Duration::from_secs(5), store::schema::missing_schema(pool)).await {
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        store::schema_check::missing_schema(pool),
+    )
+    .await
+    {
         Ok(Ok(missing)) if missing.is_empty() => {
             tracing::info!("database reachable; schema and migrations in place");
             Ok(())

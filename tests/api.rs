@@ -197,7 +197,7 @@ async fn metrics_are_scraped_and_parsed() {
         app.login("met@example.com", "bad password").await.status(),
         401
     );
-    let delivered = || async { app.outbox_stats.sent() == 1 };
+    let delivered = || async { app.double().mails().len() == 1 };
     assert!(support::eventually(Duration::from_secs(10), delivered).await);
 
     let res = app

@@ -37,7 +37,7 @@ async fn secrets_never_reach_the_logs_and_every_request_line_has_its_id() {
         .env("RUST_LOG", "debug");
     let service = ServiceProcess::start(command).await;
     let base = service.base.clone();
-    let client = reqwest::Client::new();
+    let client = support::http_client();
 
     let signup = || {
         client

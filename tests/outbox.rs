@@ -70,7 +70,6 @@ async fn a_signup_queues_one_row_and_the_worker_delivers_it_exactly_once() {
         (row.attempts, row.sent, row.last_error.as_deref()),
         (1, true, None)
     );
-    assert_eq!(app.outbox_stats.sent(), 1);
     // GoTrue recorded the mail on the user, as the real one does.
     let sent_at: bool =
         sqlx::query_scalar("select confirmation_sent_at is not null from auth.users where id = $1")
@@ -131,10 +130,6 @@ async fn delivery_is_retried_after_gotrue_errors() {
     assert_eq!((row.attempts, row.last_error.as_deref()), (4, None));
     assert_eq!(double.calls_to(Endpoint::Resend).len(), 4);
     assert_eq!(double.mails(), ["retry@example.com"]);
-    assert_eq!(
-        (app.outbox_stats.retried(), app.outbox_stats.sent()),
-        (3, 1)
-    );
 }
 
 #[tokio::test]
@@ -197,7 +192,6 @@ async fn after_max_attempts_the_row_is_marked_failed_and_counted() {
         3,
         "no attempt after giving up"
     );
-    assert_eq!(app.outbox_stats.failed(), 1);
 }
 
 #[tokio::test]
@@ -291,7 +285,6 @@ async fn two_replicas_deliver_each_row_exactly_once() {
     let mut expected = emails.clone();
     expected.sort();
     assert_eq!(mails, expected, "each address mailed exactly once");
-    assert_eq!(a.outbox_stats.sent() + b.outbox_stats.sent(), 20);
     support::assert_invariants(&a.db).await;
 }
 

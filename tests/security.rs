@@ -172,14 +172,14 @@ async fn the_schema_check_runs_under_the_least_privilege_role() {
         .connect_with(login)
         .await
         .unwrap();
-    let missing = atomic_signup::store::schema::missing_schema(&pool).await;
+    let missing = atomic_signup::store::schema_check::missing_schema(&pool).await;
     assert_eq!(missing.map_err(|e| e.to_string()), Ok(Vec::new()));
     // And it still finds what is missing.
     sqlx::query("alter table public.profiles rename column onboarding_completed to onboarded")
         .execute(&db.pool)
         .await
         .unwrap();
-    let missing = atomic_signup::store::schema::missing_schema(&pool)
+    let missing = atomic_signup::store::schema_check::missing_schema(&pool)
         .await
         .unwrap();
     assert_eq!(
@@ -485,7 +485,11 @@ async fn slow_and_silent_connections_are_closed_after_the_header_timeout() {
     command.env("HTTP_HEADER_READ_TIMEOUT_S", "1");
     let service = ServiceProcess::start(command).await;
     let base = service.base.clone();
-    let client = reqwest::Client::new();
+    // No connection reuse: the service closes idle connections after 1 s here.
+    let client = support::http_client_builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
 
     let addr = base.trim_start_matches("http://").to_owned();
     let mut silent = TcpStream::connect(&addr).await.unwrap();
@@ -586,7 +590,7 @@ async fn a_connection_closed_at_the_handshake_is_503_database_unavailable() {
         let app = Application::build(settings).await.expect("starts anyway");
         let address = format!("http://{}", app.local_addr().unwrap());
         tokio::spawn(app.run_until(std::future::pending()));
-        let res = reqwest::Client::new()
+        let res = support::http_client()
             .post(format!("{address}/api/auth/signup"))
             .json(&signup_body("Down", "down@example.com", "Creator"))
             .send()
@@ -601,7 +605,7 @@ async fn a_wrong_database_password_is_503_and_logged_as_an_authentication_failur
     let db = TestDb::migrated().await;
     let url = support::database_url(&db, "postgres", "not-the-password");
     let service = ServiceProcess::start(support::service_binary(&url)).await;
-    let res = reqwest::Client::new()
+    let res = support::http_client()
         .post(format!("{}/api/auth/signup", service.base))
         .json(&signup_body("Pw", "pw@example.com", "Creator"))
         .send()

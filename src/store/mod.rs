@@ -2,7 +2,7 @@
 
 pub mod outbox;
 pub mod profiles;
-pub mod schema;
+pub mod schema_check;
 pub mod signup;
 
 use sqlx::PgPool;

@@ -11,7 +11,7 @@ use super::StoreError;
 /// A claimed row: locked (`FOR UPDATE SKIP LOCKED`) by the transaction that claimed it until
 /// that transaction ends, so no other worker or replica can take it meanwhile.
 #[derive(Debug, Clone)]
-pub struct Job {
+pub struct ClaimedConfirmation {
     pub id: i64,
     pub user_id: Uuid,
     /// The user's current email (NULL only if someone cleared it outside this service).
@@ -21,11 +21,13 @@ pub struct Job {
 }
 
 /// The oldest due pending row no one else holds, locked in `conn`'s open transaction.
-pub async fn claim_next(conn: &mut PgConnection) -> Result<Option<Job>, StoreError> {
+pub async fn claim_next(
+    conn: &mut PgConnection,
+) -> Result<Option<ClaimedConfirmation>, StoreError> {
     // The function (migrations/20261124000004_service_role.sql) selects the oldest due pending
     // row `for update of o skip locked`, joined to auth.users for the email.
     Ok(sqlx::query_as!(
-        Job,
+        ClaimedConfirmation,
         r#"select id as "id!", user_id as "user_id!", email, attempts as "attempts!"
            from atomic_signup.claim_confirmation()"#
     )

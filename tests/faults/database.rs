@@ -39,7 +39,7 @@ fn fault_settings(s: &mut Settings) {
 
 /// The tests' HTTP client: its own timeout turns a hanging request into a failure, not a hang.
 fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    support::http_client_builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("HTTP client")

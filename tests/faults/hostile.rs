@@ -684,6 +684,17 @@ fn run_cases<S: Strategy>(
     }
 }
 
+/// An error and all its causes (reqwest's own message is only "error sending request").
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        text.push_str(&format!(": {e}"));
+        cause = e.source();
+    }
+    text
+}
+
 /// Sends the request; the status and the body text.
 async fn send(app: &TestApp, path: &str, case: &Hostile) -> Result<(u16, String), TestCaseError> {
     let mut request = app
@@ -703,7 +714,7 @@ async fn send(app: &TestApp, path: &str, case: &Hostile) -> Result<(u16, String)
     let response = request
         .send()
         .await
-        .map_err(|err| TestCaseError::fail(format!("no answer: {err}")))?;
+        .map_err(|err| TestCaseError::fail(format!("no answer: {}", error_chain(&err))))?;
     let status = response.status().as_u16();
     let text = response
         .text()

@@ -59,7 +59,7 @@ async fn a_thousand_concurrent_signups_get_only_201_or_503_overloaded() {
         };
     })
     .await;
-    let client = reqwest::Client::builder()
+    let client = support::http_client_builder()
         .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(120))
         .build()
@@ -152,7 +152,7 @@ async fn sigterm_lets_an_in_flight_signup_commit_then_exits() {
         .env("RUST_LOG", "info,tower_http=debug");
     let mut service = support::ServiceProcess::start(command).await;
     let base = service.base.clone();
-    let client = reqwest::Client::new();
+    let client = support::http_client();
 
     let request = {
         let client = client.clone();

@@ -73,7 +73,7 @@ async fn sigkill_mid_load_then_restart_loses_nothing_and_delivers_every_mail() {
         100_000,
         Fault::Status(500, "unexpected_failure"),
     );
-    let client = reqwest::Client::builder()
+    let client = support::http_client_builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();

@@ -17,7 +17,6 @@ use atomic_signup::config::{
 use atomic_signup::domain::RoleSet;
 use atomic_signup::idempotency::FingerprintSecret;
 use atomic_signup::outbox::OutboxSettings;
-use atomic_signup::outbox::OutboxStats;
 use atomic_signup::password::{HashSettings, Hasher};
 use atomic_signup::startup::Application;
 use gotrue_double::GoTrueDouble;
@@ -44,7 +43,6 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The GoTrue double, when the app was spawned with one.
     pub gotrue: Option<GoTrueDouble>,
-    pub outbox_stats: Arc<OutboxStats>,
     pub hasher: Hasher,
     stop: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -135,6 +133,10 @@ impl TestApp {
         gotrue: Option<GoTrueDouble>,
         configure: impl FnOnce(&mut Settings),
     ) -> Self {
+        // TEST_LOG=1: the service's logs on the test's output (shown for a failing test).
+        if std::env::var_os("TEST_LOG").is_some() {
+            atomic_signup::telemetry::init();
+        }
         let mut settings = test_settings(&db);
         if let Some(double) = &gotrue {
             use_double(&mut settings, double);
@@ -146,7 +148,6 @@ impl TestApp {
             .metrics_addr()
             .map(|a| format!("http://{a}"))
             .unwrap_or_default();
-        let outbox_stats = app.outbox_stats();
         let hasher = app.hasher();
         let stop = CancellationToken::new();
         let server = tokio::spawn(app.run_until(stop.clone().cancelled_owned()));
@@ -154,9 +155,8 @@ impl TestApp {
             address,
             metrics_address,
             db,
-            client: reqwest::Client::new(),
+            client: http_client(),
             gotrue,
-            outbox_stats,
             hasher,
             stop,
             server,
@@ -230,6 +230,19 @@ impl TestApp {
         }
         req.send().await.expect("send request")
     }
+}
+
+/// An HTTP client for the service under test. It forgets idle connections after 5 s, before the
+/// service closes them (HTTP_HEADER_READ_TIMEOUT_S, 10 s in tests): a client that reuses a
+/// connection at the moment the server closes it gets "error sending request", so clients and
+/// proxies must idle-close first (README, "Operations").
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("an HTTP client")
+}
+
+/// [`http_client`]'s settings, to add more to.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(5))
 }
 
 pub fn signup_body(name: &str, email: &str, role: &str) -> Value {
@@ -406,7 +419,7 @@ impl ServiceProcess {
                 )
             });
         let base = format!("http://{addr}");
-        let client = reqwest::Client::new();
+        let client = http_client();
         let up = || async { client.get(format!("{base}/healthz")).send().await.is_ok() };
         assert!(
             eventually(Duration::from_secs(20), up).await,
