@@ -71,10 +71,13 @@ echo "== hash bound (${hash_secs}s, all cores)"
 target/release/examples/hash_bound "$hash_secs" | tee "$out/hash_bound.json"
 
 echo "== GoTrue double and the service"
-target/release/examples/gotrue_double 19999 >"$out/double.log" 2>&1 &
+# Free loopback ports for this run (no fixed ports: another run or service may hold them).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+svc_port=$(free_port); seed_port=$(free_port); double_port=$(free_port); metrics_port=$(free_port)
+target/release/examples/gotrue_double "$double_port" >"$out/double.log" 2>&1 &
 dbl=$!
 pids+=($dbl)
-export BIND_ADDR=127.0.0.1:18000 METRICS_BIND_ADDR=127.0.0.1:19100 GOTRUE_URL=http://127.0.0.1:19999 \
+export BIND_ADDR=127.0.0.1:$svc_port METRICS_BIND_ADDR=127.0.0.1:$metrics_port GOTRUE_URL=http://127.0.0.1:$double_port \
   SUPABASE_ANON_KEY=test-anon-key-0123456789 REQUIRE_EMAIL_CONFIRMATION=false \
   IDEMPOTENCY_SECRET="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" \
   OUTBOX_POLL_INTERVAL_MS=3600000 LOG_FORMAT=json RUST_LOG=warn \
@@ -83,10 +86,10 @@ export BIND_ADDR=127.0.0.1:18000 METRICS_BIND_ADDR=127.0.0.1:19100 GOTRUE_URL=ht
 $bin serve >"$out/service.log" 2>&1 &
 svc=$!
 pids+=($svc)
-for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18000/readyz >/dev/null && break; sleep 0.1; done
-curl -fs http://127.0.0.1:18000/readyz >/dev/null || { cat "$out/service.log"; exit 1; }
+for _ in $(seq 1 100); do curl -fs http://127.0.0.1:$svc_port/readyz >/dev/null && break; sleep 0.1; done
+curl -fs http://127.0.0.1:$svc_port/readyz >/dev/null || { cat "$out/service.log"; exit 1; }
 
-metrics() { curl -fs http://127.0.0.1:19100/metrics; }
+metrics() { curl -fs http://127.0.0.1:$metrics_port/metrics; }
 # With PERF=1: sample the service for $1 seconds into $out/$2.perf.txt (in the background).
 profile() {
   [ "${PERF:-}" = 1 ] || return 0
@@ -146,7 +149,7 @@ for c in $levels; do
   # wrk's own CPU time (user, system seconds) from bash's `time`: it has exited by the end of
   # the step, so the process snapshots cannot see it.
   { time BENCH_PREFIX="c$c-$$" wrk -t"$threads" -c"$c" -d"${dur}s" --timeout 30s -s bench/signup.lua \
-    http://127.0.0.1:18000/api/auth/signup >"$out/signup_$c.wrk"; } 2>"$out/signup_$c.wrkcpu"
+    http://127.0.0.1:$svc_port/api/auth/signup >"$out/signup_$c.wrk"; } 2>"$out/signup_$c.wrkcpu"
   cat "$out/signup_$c.wrk"
   metrics >"$out/signup_$c.after.prom"
   statements >"$out/signup_$c.after.stmts"
@@ -161,7 +164,7 @@ target/release/examples/hash_bound "$hash_secs" | tee "$out/hash_bound_after.jso
 echo "== 1,000 concurrent signups (peak RSS)"
 metrics >"$out/signup_1000.before.prom"
 BENCH_PREFIX="c1000-$$" wrk -t2 -c1000 -d"$( $short && echo 3 || echo 10 )s" --timeout 60s -s bench/signup.lua \
-  http://127.0.0.1:18000/api/auth/signup | tee "$out/signup_1000.wrk"
+  http://127.0.0.1:$svc_port/api/auth/signup | tee "$out/signup_1000.wrk"
 metrics >"$out/signup_1000.after.prom"
 grep VmHWM /proc/$svc/status | awk '{print $2}' >"$out/rss_kib"
 
@@ -169,12 +172,12 @@ echo "== logins (c=64): through the service, and at the GoTrue double directly"
 users=200
 # Seed confirmed users with a cheap hash through a second instance (the login path is measured,
 # not argon2).
-ARGON2_MEMORY_KIB=64 ARGON2_ITERATIONS=1 BIND_ADDR=127.0.0.1:18001 METRICS_BIND_ADDR= $bin serve >"$out/seed.log" 2>&1 &
+ARGON2_MEMORY_KIB=64 ARGON2_ITERATIONS=1 BIND_ADDR=127.0.0.1:$seed_port METRICS_BIND_ADDR= $bin serve >"$out/seed.log" 2>&1 &
 seed=$!
 pids+=($seed)
-for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18001/healthz >/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 100); do curl -fs http://127.0.0.1:$seed_port/healthz >/dev/null && break; sleep 0.1; done
 for i in $(seq 1 $users); do
-  curl -fs -o /dev/null http://127.0.0.1:18001/api/auth/signup -H 'content-type: application/json' \
+  curl -fs -o /dev/null http://127.0.0.1:$seed_port/api/auth/signup -H 'content-type: application/json' \
     -d "{\"name\":\"Login $i\",\"email\":\"l$i@bench.example.com\",\"password\":\"correct horse battery\",\"role\":\"Brand\"}"
 done
 kill $seed
@@ -183,13 +186,13 @@ for c in 64 1; do
   cpu >"$out/login_$c.before.cpu"
   python3 bench/procs.py >"$out/login_$c.before.procs"
   [ "$c" = 64 ] && profile "$dur" "login_64"
-  { time LOGIN_USERS=$users wrk -t$threads -c$c -d"${dur}s" -s bench/login.lua http://127.0.0.1:18000 \
+  { time LOGIN_USERS=$users wrk -t$threads -c$c -d"${dur}s" -s bench/login.lua http://127.0.0.1:$svc_port \
     >"$out/login_service_$c.wrk"; } 2>"$out/login_$c.wrkcpu"
   cat "$out/login_service_$c.wrk"
   cpu >"$out/login_$c.after.cpu"
   python3 bench/procs.py >"$out/login_$c.after.procs"
   LOGIN_USERS=$users LOGIN_PATH='/token?grant_type=password' APIKEY=test-anon-key-0123456789 \
-    wrk -t$threads -c$c -d"${dur}s" -s bench/login.lua http://127.0.0.1:19999 | tee "$out/login_double_$c.wrk"
+    wrk -t$threads -c$c -d"${dur}s" -s bench/login.lua http://127.0.0.1:$double_port | tee "$out/login_double_$c.wrk"
 done
 
 python3 bench/report.py "$out" "$levels" "$report"

@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use atomic_signup::config::HashSettings;
 use atomic_signup::domain::Password;
-use atomic_signup::password::{HashSettings, Hasher};
+use atomic_signup::password::Hasher;
 
 #[tokio::main]
 async fn main() {
@@ -26,9 +27,8 @@ async fn main() {
         iterations: env("ARGON2_ITERATIONS", d.iterations),
         parallelism: env("ARGON2_PARALLELISM", d.parallelism),
     };
-    let hasher =
-        Hasher::for_this_machine(settings, atomic_signup::password::DEFAULT_QUEUE_PER_CORE)
-            .expect("valid argon2 settings");
+    let hasher = Hasher::for_this_machine(settings, atomic_signup::config::DEFAULT_QUEUE_PER_CORE)
+        .expect("valid argon2 settings");
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let password = Password::parse("correct horse battery staple".into()).expect("valid");
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);

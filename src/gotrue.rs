@@ -55,8 +55,9 @@ pub struct SessionUser {
     pub id: Uuid,
     #[serde(default)]
     pub email: Option<String>,
-    #[serde(default)]
-    pub email_confirmed_at: Option<String>,
+    /// RFC 3339, as GoTrue writes it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub email_confirmed_at: Option<time::OffsetDateTime>,
 }
 
 #[derive(Clone)]

@@ -17,32 +17,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::config::OutboxSettings;
 use crate::gotrue::{GoTrueClient, GoTrueError};
 use crate::observe;
 use crate::store::StoreError;
 use crate::store::outbox::{self as sql, ClaimedConfirmation};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutboxSettings {
-    /// After this many failed attempts a row is marked failed.
-    pub max_attempts: u32,
-    /// First retry delay; doubles with each attempt, up to `backoff_max`.
-    pub backoff_base: Duration,
-    pub backoff_max: Duration,
-    /// How often an idle worker looks for due rows (a signup in this process wakes it at once).
-    pub poll_interval: Duration,
-}
-
-impl Default for OutboxSettings {
-    fn default() -> Self {
-        Self {
-            max_attempts: 10,
-            backoff_base: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(3600),
-            poll_interval: Duration::from_secs(1),
-        }
-    }
-}
 
 impl OutboxSettings {
     /// Delay before attempt `attempt + 1`, after `attempt` failures (1-based): base·2^(attempt−1),

@@ -20,37 +20,9 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tokio::sync::oneshot;
 
+use crate::config::HashSettings;
 use crate::domain::Password;
 use crate::observe;
-
-/// argon2id cost. Defaults are OWASP's (19 MiB, 2 iterations, 1 lane).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HashSettings {
-    pub memory_kib: u32,
-    pub iterations: u32,
-    pub parallelism: u32,
-}
-
-impl Default for HashSettings {
-    fn default() -> Self {
-        Self {
-            memory_kib: 19_456,
-            iterations: 2,
-            parallelism: 1,
-        }
-    }
-}
-
-impl HashSettings {
-    /// GoTrue's verifier rejects hashes above these (m ≤ 1 GiB, t ≤ 20, p ≤ 16).
-    pub const MAX_MEMORY_KIB: u32 = 1_048_576;
-    pub const MAX_ITERATIONS: u32 = 20;
-    pub const MAX_PARALLELISM: u32 = 16;
-
-    pub fn params(&self) -> Result<Params, argon2::Error> {
-        Params::new(self.memory_kib, self.iterations, self.parallelism, None)
-    }
-}
 
 /// An encoded argon2id PHC string. Its `Debug` does not show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -78,9 +50,6 @@ pub enum HashError {
     #[error("the hashing threads are gone")]
     Closed,
 }
-
-/// Default of `HASH_QUEUE_PER_CORE`: signups that may wait for a hashing thread, per core.
-pub const DEFAULT_QUEUE_PER_CORE: usize = 64;
 
 /// Random salt bytes per hash (argon2's recommendation; GoTrue accepts any non-empty salt).
 const SALT_LEN: usize = 16;

@@ -4,7 +4,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use atomic_signup::password::HashSettings;
+use atomic_signup::config::HashSettings;
 use serde_json::{Value, json};
 use support::gotrue::{
     find_user_by_email_and_audience, gotrue_argon2_verifies, null_scan_columns, parse_gotrue_argon2,

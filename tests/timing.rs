@@ -13,7 +13,7 @@ mod support;
 use std::io::{BufRead, Read, Write};
 use std::time::Instant;
 
-use atomic_signup::password::HashSettings;
+use atomic_signup::config::HashSettings;
 use serde_json::json;
 use support::{TestApp, signup_body, status_json};
 use tokio::sync::Mutex;

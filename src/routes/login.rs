@@ -59,7 +59,10 @@ pub struct SessionBody {
 pub struct UserBody {
     pub id: Uuid,
     pub email: Option<String>,
-    pub email_confirmed_at: Option<String>,
+    /// RFC 3339.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub email_confirmed_at: Option<time::OffsetDateTime>,
 }
 
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth",

@@ -17,7 +17,7 @@ mod process;
 
 use std::time::Duration;
 
-use atomic_signup::password::HashSettings;
+use atomic_signup::config::HashSettings;
 use support::{TestApp, assert_error, assert_invariants, signup_body};
 
 fn raise_open_file_limit() {

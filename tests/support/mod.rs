@@ -11,13 +11,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use atomic_signup::config::HashSettings;
+use atomic_signup::config::OutboxSettings;
 use atomic_signup::config::{
     DatabaseSettings, DatabaseUrl, GoTrueSettings, IdempotencySettings, Settings,
 };
 use atomic_signup::domain::RoleSet;
 use atomic_signup::idempotency::FingerprintSecret;
-use atomic_signup::outbox::OutboxSettings;
-use atomic_signup::password::{HashSettings, Hasher};
+use atomic_signup::password::Hasher;
 use atomic_signup::startup::Application;
 use gotrue_double::GoTrueDouble;
 use serde_json::{Value, json};
@@ -81,7 +82,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
         http_max_connections: 1024,
         rate_limit_prune_interval: Duration::from_secs(60),
         argon2: TEST_HASH,
-        hash_queue_per_core: atomic_signup::password::DEFAULT_QUEUE_PER_CORE,
+        hash_queue_per_core: atomic_signup::config::DEFAULT_QUEUE_PER_CORE,
         shutdown_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(15),
         // Tests that are not about rate limits switch them off.

@@ -2,18 +2,25 @@
 //!
 //! A missing or malformed variable is an error that names it. The database password never
 //! appears in `Debug` output or in an error message.
+//!
+//! Every settings type lives here, one file per concern (database, GoTrue, hashing, outbox);
+//! nothing here depends on the modules it configures.
 
-use std::fmt;
+mod database;
+mod gotrue;
+mod hashing;
+mod outbox;
+
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+pub use database::{DatabaseSettings, DatabaseUrl};
+pub use gotrue::GoTrueSettings;
+pub use hashing::{DEFAULT_QUEUE_PER_CORE, HashSettings};
+pub use outbox::OutboxSettings;
 
 use crate::domain::RoleSet;
 use crate::idempotency::FingerprintSecret;
-use crate::outbox::OutboxSettings;
-use crate::password::HashSettings;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -88,184 +95,6 @@ impl IdempotencySettings {
             secret,
             purge_interval,
         })
-    }
-}
-
-/// Where GoTrue is and how to call it.
-#[derive(Clone)]
-pub struct GoTrueSettings {
-    /// GoTrue's base URL, without a trailing slash (`…/auth/v1` behind the Supabase gateway).
-    pub url: String,
-    /// Sent as `apikey`. Never shown by `Debug`.
-    pub anon_key: String,
-    pub timeout: Duration,
-}
-
-impl fmt::Debug for GoTrueSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GoTrueSettings")
-            .field("url", &self.url)
-            .field("anon_key", &"[redacted]")
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
-impl GoTrueSettings {
-    /// `GOTRUE_URL`, else `SUPABASE_URL` + `/auth/v1`; `SUPABASE_ANON_KEY` (or the older
-    /// `SUPABASE_KEY`); `GOTRUE_TIMEOUT_MS`. `None` when no URL is set at all.
-    fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
-        let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let url = match (set("GOTRUE_URL"), set("SUPABASE_URL")) {
-            (Some(url), _) => parse_http_url("GOTRUE_URL", &url)?,
-            (None, Some(url)) => format!("{}/auth/v1", parse_http_url("SUPABASE_URL", &url)?),
-            (None, None) => {
-                if set("SUPABASE_ANON_KEY").is_some() || set("SUPABASE_KEY").is_some() {
-                    return Err(ConfigError::Missing {
-                        name: "SUPABASE_URL",
-                    });
-                }
-                return Ok(None);
-            }
-        };
-        let anon_key = set("SUPABASE_ANON_KEY")
-            .or_else(|| set("SUPABASE_KEY"))
-            .ok_or(ConfigError::Missing {
-                name: "SUPABASE_ANON_KEY",
-            })?;
-        let timeout = parse_or(
-            get,
-            "GOTRUE_TIMEOUT_MS",
-            Duration::from_millis(10_000),
-            millis(600_000),
-        )?;
-        Ok(Some(Self {
-            url,
-            anon_key: anon_key.trim().to_owned(),
-            timeout,
-        }))
-    }
-}
-
-/// An http(s) URL without credentials, query or fragment; returned without a trailing slash.
-fn parse_http_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
-    let invalid = |reason: &str| ConfigError::Invalid {
-        name,
-        reason: reason.to_owned(),
-    };
-    let url = reqwest::Url::parse(value.trim().trim_end_matches('/'))
-        .map_err(|_| invalid("not a valid URL"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(invalid("expected an http:// or https:// URL"));
-    }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(invalid("must not carry credentials, a query or a fragment"));
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
-}
-
-/// What `atomic-signup migrate` needs, and the pool settings of `serve`.
-#[derive(Debug, Clone)]
-pub struct DatabaseSettings {
-    pub url: DatabaseUrl,
-    pub max_connections: u32,
-    /// `statement_timeout` of the service's connections (not of `migrate`'s).
-    pub statement_timeout: Duration,
-    /// How long a request waits for a pooled connection before answering 503.
-    pub acquire_timeout: Duration,
-}
-
-/// A parsed `DATABASE_URL`. Its `Debug` shows user, host, port and database, never the password.
-#[derive(Clone)]
-pub struct DatabaseUrl(PgConnectOptions);
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let o = &self.0;
-        write!(
-            f,
-            "postgres://{}:[redacted]@{}:{}/{}",
-            o.get_username(),
-            o.get_host(),
-            o.get_port(),
-            o.get_database().unwrap_or("")
-        )
-    }
-}
-
-impl DatabaseUrl {
-    pub fn parse(url: &str) -> Result<Self, ConfigError> {
-        let invalid = |reason: &str| ConfigError::Invalid {
-            name: "DATABASE_URL",
-            reason: reason.to_owned(),
-        };
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(invalid("must start with postgres:// or postgresql://"));
-        }
-        // The parser's own message may quote parts of the URL: do not pass it on.
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|_| invalid("not a valid Postgres connection URL"))?;
-        Ok(Self(options.application_name("atomic-signup")))
-    }
-
-    /// For callers that already hold parsed options (the test harness).
-    pub fn from_options(options: PgConnectOptions) -> Self {
-        Self(options.application_name("atomic-signup"))
-    }
-
-    pub fn connect_options(&self) -> PgConnectOptions {
-        self.0.clone()
-    }
-}
-
-impl DatabaseSettings {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(&env_lookup)
-    }
-
-    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let url = get("DATABASE_URL").ok_or(ConfigError::Missing {
-            name: "DATABASE_URL",
-        })?;
-        Ok(Self {
-            url: DatabaseUrl::parse(&url)?,
-            max_connections: parse_or(get, "DATABASE_MAX_CONNECTIONS", 10, |v| {
-                parse_in_range(v, 1, 1000)
-            })?,
-            statement_timeout: parse_or(
-                get,
-                "STATEMENT_TIMEOUT_MS",
-                Duration::from_millis(5000),
-                millis(3_600_000),
-            )?,
-            acquire_timeout: parse_or(
-                get,
-                "DATABASE_ACQUIRE_TIMEOUT_MS",
-                Duration::from_millis(2000),
-                millis(3_600_000),
-            )?,
-        })
-    }
-
-    /// The service's pool. Connections are made on demand, so the service starts (and answers
-    /// 503) while the database is still down, and recovers by itself when it comes back.
-    pub fn pool(&self) -> PgPool {
-        PgPoolOptions::new()
-            .max_connections(self.max_connections)
-            .acquire_timeout(self.acquire_timeout)
-            .connect_lazy_with(self.url.connect_options().options([(
-                "statement_timeout",
-                format!("{}ms", self.statement_timeout.as_millis()),
-            )]))
-    }
-
-    /// One connection, for `migrate`.
-    pub async fn connect_one(&self) -> Result<PgPool, sqlx::Error> {
-        PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(self.url.connect_options())
-            .await
     }
 }
 
@@ -346,7 +175,7 @@ impl Settings {
         let hash_queue_per_core = parse_or(
             get,
             "HASH_QUEUE_PER_CORE",
-            crate::password::DEFAULT_QUEUE_PER_CORE,
+            DEFAULT_QUEUE_PER_CORE,
             count(1, 100_000),
         )?;
         let shutdown_timeout = parse_or(
