@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -64,7 +65,7 @@ pub struct SessionUser {
 pub struct GoTrueClient {
     http: reqwest::Client,
     base_url: String,
-    anon_key: String,
+    anon_key: SecretString,
 }
 
 impl GoTrueClient {
@@ -83,7 +84,7 @@ impl GoTrueClient {
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.http
             .post(format!("{}{path}", self.base_url))
-            .header("apikey", &self.anon_key)
+            .header("apikey", self.anon_key.expose_secret())
             .header("X-Supabase-Api-Version", API_VERSION)
     }
 
@@ -172,7 +173,7 @@ impl GoTrueClient {
         let response = self
             .http
             .get(format!("{}/health", self.base_url))
-            .header("apikey", &self.anon_key)
+            .header("apikey", self.anon_key.expose_secret())
             .timeout(timeout)
             .send()
             .await

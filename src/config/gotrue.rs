@@ -1,28 +1,19 @@
 //! GoTrue: where it is and how to call it.
 
-use std::fmt;
 use std::time::Duration;
+
+use secrecy::SecretString;
 
 use super::{ConfigError, millis, parse_or};
 
 /// Where GoTrue is and how to call it.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct GoTrueSettings {
     /// GoTrue's base URL, without a trailing slash (`…/auth/v1` behind the Supabase gateway).
     pub url: String,
     /// Sent as `apikey`. Never shown by `Debug`.
-    pub anon_key: String,
+    pub anon_key: SecretString,
     pub timeout: Duration,
-}
-
-impl fmt::Debug for GoTrueSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GoTrueSettings")
-            .field("url", &self.url)
-            .field("anon_key", &"[redacted]")
-            .field("timeout", &self.timeout)
-            .finish()
-    }
 }
 
 impl GoTrueSettings {
@@ -57,7 +48,7 @@ impl GoTrueSettings {
         )?;
         Ok(Some(Self {
             url,
-            anon_key: anon_key.trim().to_owned(),
+            anon_key: SecretString::from(anon_key.trim()),
             timeout,
         }))
     }

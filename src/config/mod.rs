@@ -510,7 +510,10 @@ mod tests {
         .unwrap();
         let g = s.gotrue.unwrap();
         assert_eq!(g.url, "http://localhost:9999");
-        assert_eq!(g.anon_key, "older-name");
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&g.anon_key),
+            "older-name"
+        );
         assert_eq!(g.timeout, Duration::from_millis(250));
     }
 

@@ -1,23 +1,17 @@
+use secrecy::{ExposeSecret, SecretString};
+
 use super::{Email, ValidationErrors};
 
 /// A login request that passed the edge checks: a well-formed email and a non-empty password.
 /// No length rules beyond that: the account may have been made elsewhere, under other rules.
-#[derive(Clone)]
+/// `Debug` never shows the password.
+#[derive(Debug, Clone)]
 pub struct Credentials {
     pub email: Email,
-    password: String,
+    password: SecretString,
 }
 
 pub const MAX_LOGIN_PASSWORD_CHARS: usize = 1024;
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("email", &self.email)
-            .field("password", &"[redacted]")
-            .finish()
-    }
-}
 
 impl Credentials {
     pub fn parse(
@@ -39,13 +33,13 @@ impl Credentials {
         errors.into_result(|| {
             Some(Self {
                 email: email?,
-                password: password?,
+                password: SecretString::from(password?),
             })
         })
     }
 
     pub fn expose_password(&self) -> &str {
-        &self.password
+        self.password.expose_secret()
     }
 }
 

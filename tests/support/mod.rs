@@ -53,7 +53,7 @@ pub struct TestApp {
 pub fn use_double(settings: &mut Settings, double: &GoTrueDouble) {
     settings.gotrue = Some(GoTrueSettings {
         url: double.url.clone(),
-        anon_key: gotrue_double::ANON_KEY.to_owned(),
+        anon_key: gotrue_double::ANON_KEY.into(),
         timeout: Duration::from_secs(5),
     });
     settings.outbox = OutboxSettings {
