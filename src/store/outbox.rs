@@ -80,7 +80,7 @@ pub async fn mark_failed(conn: &mut PgConnection, id: i64, error: &str) -> Resul
     Ok(())
 }
 
-/// Pending rows (for the logs at startup, and later for metrics).
+/// Pending rows (the outbox backlog gauge, read at each metrics scrape).
 pub async fn pending_count(pool: &PgPool) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar!(
         r#"select count(*) as "pending!" from atomic_signup.confirmation_outbox where status = 'pending'"#
