@@ -14,10 +14,15 @@ WORKDIR /build
 
 # 1. Dependencies only: the manifests plus empty targets. This layer is rebuilt only when
 #    Cargo.toml or Cargo.lock change, not on every source edit.
+#    The workspace's other member (crates/gotrue-double, a test double) is never built here, but
+#    cargo needs its manifest (and target files) to load the workspace.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+COPY crates/gotrue-double/Cargo.toml crates/gotrue-double/Cargo.toml
+RUN mkdir src crates/gotrue-double/src \
     && echo 'fn main() {}' > src/main.rs \
     && : > src/lib.rs \
+    && echo 'fn main() {}' > crates/gotrue-double/src/main.rs \
+    && : > crates/gotrue-double/src/lib.rs \
     && cargo build --release --locked --bin atomic-signup \
     && rm -rf src \
     && rm -rf target/release/atomic-signup target/release/deps/atomic_signup-* \

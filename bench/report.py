@@ -221,6 +221,29 @@ for label, step in steps:
     if top:
         lines.append(f"- {label}: " + ", ".join(top))
 lines.append("")
+modes = [("direct", "direct, `session`"), ("pgbouncer_session", "PgBouncer session mode, `session`"),
+         ("pgbouncer_transaction", "PgBouncer transaction mode, `transaction`")]
+if all(os.path.exists(os.path.join(out, f"mode_{m}.wrk")) for m, _ in modes):
+    lines.append("**Connection modes** (c=16, one fresh service each; `DATABASE_POOL_MODE` after the comma): "
+                 "the cost of a transaction pooler, and of the service's transaction mode "
+                 "(each transaction sets `statement_timeout` with `SET LOCAL`, takes a savepoint and ends "
+                 "with `DEALLOCATE ALL`).")
+    lines.append("")
+    lines.append("| path | signups/s | ÷ direct | p50 ms | transaction mean ms | transaction p50 ms | statements per signup |")
+    lines.append("|---|---|---|---|---|---|---|")
+    base = None
+    for m, label in modes:
+        r = wrk(f"mode_{m}.wrk")
+        b0, b1 = buckets(f"mode_{m}.before.prom"), buckets(f"mode_{m}.after.prom")
+        t0, _ = stmts(f"mode_{m}.before.stmts")
+        t1, _ = stmts(f"mode_{m}.after.stmts")
+        created = r["requests"] - r["non2xx"]
+        base = base or r["rps"]
+        lines.append(f"| {label} | {r['rps']:.1f} | {r['rps'] / base:.2f} | {r['p50_us'] / 1000:.1f} | "
+                     f"{tx_mean_ms(f'mode_{m}.before.prom', f'mode_{m}.after.prom'):.2f} | "
+                     f"{(percentile(b0, b1, 0.50) or 0) * 1000:.2f} | "
+                     f"{(t1 - t0) / created if created else 0:.2f} |")
+    lines.append("")
 lines.append("- Transaction percentiles come from the service's own histogram "
              "(`atomic_signup_signup_transaction_duration_seconds`, interpolated within buckets "
              "0.5/1/1.5/2/3/4/5/7.5/10 ms …); statements per signup from `pg_stat_statements` "

@@ -25,12 +25,16 @@ $short && report=target/bench/BENCHMARKS.md
 rm -rf "$out" && mkdir -p "$out"
 
 command -v wrk >/dev/null || apt_install wrk
+ensure_pgbouncer
 ensure_postgres_image
 ulimit -n 65536 2>/dev/null || ulimit -n 4096
 
 echo "== build (release)"
-cargo build --release --quiet --bin atomic-signup --example hash_bound --example gotrue_double
-bin=target/release/atomic-signup
+cargo build --release --quiet -p atomic-signup --bin atomic-signup --example hash_bound
+cargo build --release --quiet -p gotrue-double
+# The build directory: CARGO_TARGET_DIR when set, as cargo itself does.
+release=${CARGO_TARGET_DIR:-target}/release
+bin=$release/atomic-signup
 
 # OWASP cost for the headline figures (the defaults); a cheap cost only to seed login users.
 export ARGON2_MEMORY_KIB=19456 ARGON2_ITERATIONS=2 ARGON2_PARALLELISM=1
@@ -46,10 +50,7 @@ trap cleanup EXIT
 docker run -d --name "$db" -p 127.0.0.1::5432 -e POSTGRES_PASSWORD=postgres "$TEST_POSTGRES_IMAGE" \
   -c shared_preload_libraries=pg_stat_statements -c max_connections=200 \
   -c track_wal_io_timing=on >/dev/null
-for _ in $(seq 1 60); do
-  docker exec "$db" pg_isready -q -U postgres -h 127.0.0.1 2>/dev/null && break
-  sleep 1
-done
+wait_for_postgres "$db"
 sleep 1
 port=$(docker port "$db" 5432/tcp | head -n 1 | sed 's/.*://')
 psql_() { docker exec -i "$db" psql -qtA -v ON_ERROR_STOP=1 -U postgres "$@"; }
@@ -60,21 +61,22 @@ psql_ -c "create extension if not exists pg_stat_statements" >/dev/null
 # copy that cost ~20 % of the machine's CPU in the login step and is not part of any deployment.
 db_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$db")
 if [ -n "$db_ip" ] && timeout 2 bash -c "</dev/tcp/$db_ip/5432" 2>/dev/null; then
-  export DATABASE_URL="postgres://postgres:postgres@$db_ip:5432/postgres"
+  db_host=$db_ip db_port=5432
 else
-  export DATABASE_URL="postgres://postgres:postgres@127.0.0.1:$port/postgres"
+  db_host=127.0.0.1 db_port=$port
 fi
+export DATABASE_URL="postgres://postgres:postgres@$db_host:$db_port/postgres"
 echo "database at ${DATABASE_URL#*@}"
 $bin migrate >/dev/null
 
 echo "== hash bound (${hash_secs}s, all cores)"
-target/release/examples/hash_bound "$hash_secs" | tee "$out/hash_bound.json"
+"$release"/examples/hash_bound "$hash_secs" | tee "$out/hash_bound.json"
 
 echo "== GoTrue double and the service"
 # Free loopback ports for this run (no fixed ports: another run or service may hold them).
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 svc_port=$(free_port); seed_port=$(free_port); double_port=$(free_port); metrics_port=$(free_port)
-target/release/examples/gotrue_double "$double_port" >"$out/double.log" 2>&1 &
+"$release"/gotrue-double "$double_port" >"$out/double.log" 2>&1 &
 dbl=$!
 pids+=($dbl)
 export BIND_ADDR=127.0.0.1:$svc_port METRICS_BIND_ADDR=127.0.0.1:$metrics_port GOTRUE_URL=http://127.0.0.1:$double_port \
@@ -158,8 +160,67 @@ for c in $levels; do
   pgdiag | tr '\n' ' ' >"$out/signup_$c.pg"
 done
 
+echo "== connection modes (c=16): direct, through PgBouncer in session mode, in transaction mode"
+# The cost of DATABASE_POOL_MODE=transaction: the same signups through PgBouncer (10 server
+# connections, as many as the service's pool) in session mode (the pooler's own cost) and in
+# transaction mode (plus per-transaction SET LOCAL, savepoint and DEALLOCATE ALL).
+pgb=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+pgb_dir=$(mktemp -d)
+chmod 777 "$pgb_dir"
+start_pgbouncer() { # name pool_mode port
+  cat >"$pgb_dir/$1.ini" <<INI
+[databases]
+* = host=$db_host port=$db_port user=postgres password=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $3
+unix_socket_dir =
+auth_type = any
+pool_mode = $2
+default_pool_size = 10
+max_client_conn = 200
+; session mode: the service's startup parameters are dropped (PgBouncer 1.18 refuses them)
+ignore_startup_parameters = extra_float_digits, options
+logfile = $pgb_dir/$1.log
+pidfile = $pgb_dir/$1.pid
+INI
+  chmod 644 "$pgb_dir/$1.ini"
+  # PgBouncer refuses to run as root: -u drops to nobody.
+  "$pgb" -u nobody "$pgb_dir/$1.ini" >/dev/null 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 50); do timeout 1 bash -c "</dev/tcp/127.0.0.1/$3" 2>/dev/null && return 0; sleep 0.1; done
+  cat "$pgb_dir/$1.log" >&2
+  return 1
+}
+pgb_session_port=$(free_port); pgb_tx_port=$(free_port)
+start_pgbouncer session session "$pgb_session_port"
+start_pgbouncer transaction transaction "$pgb_tx_port"
+mode_step() { # name database_url pool_mode
+  local sport mport p
+  sport=$(free_port); mport=$(free_port)
+  DATABASE_URL=$2 DATABASE_POOL_MODE=$3 BIND_ADDR=127.0.0.1:$sport METRICS_BIND_ADDR=127.0.0.1:$mport \
+    $bin serve >"$out/mode_$1.log" 2>&1 &
+  p=$!
+  pids+=($p)
+  for _ in $(seq 1 100); do curl -fs http://127.0.0.1:$sport/readyz >/dev/null && break; sleep 0.1; done
+  curl -fs http://127.0.0.1:$sport/readyz >/dev/null || { cat "$out/mode_$1.log"; exit 1; }
+  psql_ -c "select pg_stat_statements_reset()" >/dev/null
+  curl -fs http://127.0.0.1:$mport/metrics >"$out/mode_$1.before.prom"
+  statements >"$out/mode_$1.before.stmts"
+  BENCH_PREFIX="m$1-$$" wrk -t2 -c16 -d"${dur}s" --timeout 30s -s bench/signup.lua \
+    http://127.0.0.1:$sport/api/auth/signup >"$out/mode_$1.wrk"
+  curl -fs http://127.0.0.1:$mport/metrics >"$out/mode_$1.after.prom"
+  statements >"$out/mode_$1.after.stmts"
+  kill "$p"
+  wait "$p" 2>/dev/null || true
+  grep -E "Requests/sec" "$out/mode_$1.wrk" | sed "s/^/$1: /"
+}
+mode_step direct "$DATABASE_URL" session
+mode_step pgbouncer_session "postgres://postgres:postgres@127.0.0.1:$pgb_session_port/postgres" session
+mode_step pgbouncer_transaction "postgres://postgres:postgres@127.0.0.1:$pgb_tx_port/postgres" transaction
+
 echo "== hash bound again (${hash_secs}s, service idle): the machine's drift over the run"
-target/release/examples/hash_bound "$hash_secs" | tee "$out/hash_bound_after.json"
+"$release"/examples/hash_bound "$hash_secs" | tee "$out/hash_bound_after.json"
 
 echo "== 1,000 concurrent signups (peak RSS)"
 metrics >"$out/signup_1000.before.prom"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the service locally: a Postgres container prepared like a Supabase database
-# (tests/fixtures/supabase_auth.sql), the migrations, then `atomic-signup serve` on :8000.
+# (tests/fixtures/supabase_auth.sql), the migrations, then `atomic-signup serve` on :8000, and the
+# example page (examples/web/) on :8080 (DEV_WEB_PORT).
 # DATABASE_URL from the environment or .env wins over the local container.
 # Stop the database with: docker rm -f atomic-signup-dev-db
 set -euo pipefail
@@ -17,10 +18,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
     docker run -d --name "$name" -p "127.0.0.1:$port:5432" \
       -e POSTGRES_PASSWORD=postgres "$TEST_POSTGRES_IMAGE" >/dev/null
   fi
-  for _ in $(seq 1 60); do
-    docker exec "$name" pg_isready -q -U postgres -h 127.0.0.1 2>/dev/null && break
-    sleep 1
-  done
+  wait_for_postgres "$name"
   if [ "$(docker exec "$name" psql -qtA -U postgres -c "select to_regclass('auth.users') is not null")" != t ]; then
     docker exec -i "$name" psql -q -v ON_ERROR_STOP=1 -U postgres <tests/fixtures/supabase_auth.sql
   fi
@@ -30,4 +28,16 @@ fi
 # One local instance: a made-up secret will do (replicas must share theirs).
 export IDEMPOTENCY_SECRET="${IDEMPOTENCY_SECRET:-$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')}"
 cargo run --release -- migrate
-exec cargo run --release -- serve
+
+# The example page (examples/web/) on its own origin, allowed to call the API.
+web_port=${DEV_WEB_PORT:-8080}
+export CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS:-http://localhost:$web_port,http://127.0.0.1:$web_port}"
+if command -v python3 >/dev/null; then
+  python3 -m http.server "$web_port" --bind 127.0.0.1 -d examples/web >/dev/null 2>&1 &
+  web_pid=$!
+  trap 'kill "$web_pid" 2>/dev/null' EXIT
+  echo "example page: http://localhost:$web_port/?api=http://localhost:8000"
+else
+  echo "python3 not found: the example page is not served (python3 -m http.server -d examples/web)"
+fi
+cargo run --release -- serve

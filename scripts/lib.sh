@@ -8,7 +8,10 @@ export TEST_POSTGRES_IMAGE=${TEST_POSTGRES_IMAGE:-atomic-signup-postgres:15}
 apt_install() {
   local missing=()
   for pkg in "$@"; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    # Installed means "install ok installed": a removed package whose config files remain
+    # ("deinstall ok config-files") still satisfies `dpkg -s`, but its programs are gone.
+    [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" = "install ok installed" ] \
+      || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
@@ -24,7 +27,11 @@ apt_install() {
 ensure_docker() {
   docker info >/dev/null 2>&1 && return 0
   # The engine is what is needed, not just the client: some machines ship `docker` alone.
-  command -v dockerd >/dev/null || apt_install docker.io
+  command -v dockerd >/dev/null || apt_install docker.io || return 1
+  if ! command -v dockerd >/dev/null; then
+    echo "Docker's engine (dockerd) is not installed and could not be installed (apt-get install docker.io)" >&2
+    return 1
+  fi
   if [ "$(id -u)" = 0 ]; then
     echo "starting dockerd"
     (nohup dockerd >/tmp/atomic-signup-dockerd.log 2>&1 &)
@@ -48,4 +55,32 @@ ensure_postgres_image() {
   fi
   command -v debootstrap >/dev/null || apt_install debootstrap
   bash "$ROOT/.ci/build-postgres-image.sh" "$TEST_POSTGRES_IMAGE"
+}
+
+# Waits until Postgres in container $1 accepts connections (60 s at most); fails loudly, with the
+# container's last log lines, when it never does.
+wait_for_postgres() {
+  local name=$1
+  for _ in $(seq 1 60); do
+    docker exec "$name" pg_isready -q -U postgres -h 127.0.0.1 2>/dev/null && return 0
+    sleep 1
+  done
+  echo "Postgres in container $name did not accept connections within 60 s:" >&2
+  docker logs --tail 20 "$name" >&2 || true
+  return 1
+}
+
+# Headless Chromium and its WebDriver, for the browser tests (tests/browser/), from Debian's
+# packages; no browser is downloaded at run time.
+ensure_chromium() {
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null && return 0
+  apt_install chromium chromium-driver
+}
+
+# PgBouncer, for the pooler tests (tests/support/pgbouncer.rs starts one in transaction mode in
+# front of the test Postgres), from Debian's package.
+ensure_pgbouncer() {
+  command -v pgbouncer >/dev/null && return 0
+  [ -x /usr/sbin/pgbouncer ] && return 0
+  apt_install pgbouncer
 }

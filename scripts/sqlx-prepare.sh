@@ -14,10 +14,7 @@ name=atomic-signup-sqlx-$$
 docker run -d --name "$name" -p 127.0.0.1::5432 -e POSTGRES_PASSWORD=postgres \
   "$TEST_POSTGRES_IMAGE" >/dev/null
 trap 'docker rm -f "$name" >/dev/null 2>&1' EXIT
-for _ in $(seq 1 60); do
-  docker exec "$name" pg_isready -q -U postgres -h 127.0.0.1 2>/dev/null && break
-  sleep 1
-done
+wait_for_postgres "$name"
 port=$(docker port "$name" 5432/tcp | head -n 1 | sed 's/.*://')
 docker exec -i "$name" psql -q -v ON_ERROR_STOP=1 -U postgres <tests/fixtures/supabase_auth.sql
 export DATABASE_URL="postgres://postgres:postgres@127.0.0.1:$port/postgres"

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against a real Postgres (testcontainers).
-# Starts Docker and builds the local Postgres image first if needed; extra arguments go to
-# `cargo test` (e.g. scripts/test.sh --test signup).
+# Starts Docker and builds the local Postgres image first if needed; installs Chromium (browser
+# tests) and PgBouncer (pooler tests) from Debian's packages when missing.
+# Without arguments: every test binary, then the signup / idempotency / login / outbox tests of
+# tests/api once more with the service reaching Postgres through PgBouncer in transaction mode
+# (TEST_POOLER=pgbouncer). Extra arguments go to one `cargo test` instead
+# (e.g. scripts/test.sh --test api signup::).
 # With TEST_DATABASE_URL set, the tests use that server instead; only the database fault tests
 # (tests/faults/database.rs: they pause and restart a Postgres container of their own) still need Docker.
 set -euo pipefail
@@ -10,5 +14,15 @@ cd "$ROOT"
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
   ensure_postgres_image
 fi
+ensure_chromium
+ensure_pgbouncer
+if [ $# -gt 0 ]; then
+  exec cargo test --no-fail-fast "$@"
+fi
 # --no-fail-fast: a failing test binary must not hide the results of the others.
-exec cargo test --no-fail-fast "$@"
+status=0
+cargo test --no-fail-fast || status=$?
+echo "== the same signup, idempotency, login and outbox tests through PgBouncer (transaction mode)"
+TEST_POOLER=pgbouncer cargo test --test api -- signup:: idempotency:: login:: outbox:: pooler:: \
+  || status=$?
+exit "$status"

@@ -1,4 +1,5 @@
-//! The command line: `atomic-signup [serve]` or `atomic-signup migrate`.
+//! The command line: `atomic-signup [serve]`, `atomic-signup migrate` or
+//! `atomic-signup check [--json]`.
 
 use clap::{Parser, Subcommand};
 
@@ -20,4 +21,11 @@ pub enum Command {
     Serve,
     /// Apply the embedded database migrations (the files in migrations/), then exit.
     Migrate,
+    /// Report on the Supabase project (database, role, migrations, GoTrue, pooler, orphaned
+    /// users) without changing anything. Exit status 0 when every check holds, 1 otherwise.
+    Check {
+        /// One JSON document on stdout instead of lines of text.
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -29,6 +29,15 @@ pub enum ApiError {
     Validation(#[from] ValidationErrors),
     #[error("an account with this email address already exists")]
     EmailTaken,
+    /// DISABLE_SIGNUP=true (GoTrue's GOTRUE_DISABLE_SIGNUP, and its answer).
+    #[error("Signups not allowed for this instance")]
+    SignupDisabled,
+    /// No captcha token, or the provider refused it (GoTrue's `captcha_failed`).
+    #[error("captcha protection: request disallowed ({0})")]
+    CaptchaFailed(String),
+    /// The captcha provider could not be asked (down, timed out, nonsense): never a silent pass.
+    #[error("the captcha could not be verified; try again shortly")]
+    CaptchaUnavailable(#[source] crate::captcha::CaptchaError),
     #[error("the Idempotency-Key header {0}")]
     InvalidIdempotencyKey(String),
     #[error("this Idempotency-Key was already used for a different request")]
@@ -79,16 +88,27 @@ pub struct ErrorResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable error code: invalid_json, unsupported_media_type, payload_too_large,
-    /// validation_failed, email_taken, invalid_idempotency_key, idempotency_key_reused,
+    /// validation_failed, weak_password, signup_disabled, captcha_failed, captcha_unavailable,
+    /// email_taken, invalid_idempotency_key, idempotency_key_reused,
     /// request_in_progress, invalid_credentials, email_not_confirmed,
     /// rate_limited, auth_unavailable, auth_timeout, login_not_configured, not_found,
     /// method_not_allowed, overloaded, request_timeout, database_unavailable, internal.
     pub code: &'static str,
     /// Human-readable; may change. Never contains internal detail.
     pub message: String,
-    /// With validation_failed: one message per bad field.
+    /// With validation_failed and weak_password: one message per bad field.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fields: Option<BTreeMap<String, String>>,
+    /// With weak_password (as GoTrue): why the password failed the policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weak_password: Option<WeakPassword>,
+}
+
+/// GoTrue's `weak_password` object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WeakPassword {
+    /// `length`, `characters`.
+    pub reasons: Vec<&'static str>,
 }
 
 impl ApiError {
@@ -97,7 +117,8 @@ impl ApiError {
             Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::SignupDisabled => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::CaptchaFailed(_) => StatusCode::BAD_REQUEST,
             Self::EmailTaken | Self::RequestInProgress => StatusCode::CONFLICT,
             Self::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
@@ -109,9 +130,10 @@ impl ApiError {
             Self::LoginNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::DatabaseUnavailable(_) | Self::Overloaded | Self::RequestTimeout => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::DatabaseUnavailable(_)
+            | Self::Overloaded
+            | Self::RequestTimeout
+            | Self::CaptchaUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -122,7 +144,13 @@ impl ApiError {
             Self::InvalidJson(_) => "invalid_json",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::Validation(errors) if !errors.weak_password_reasons().is_empty() => {
+                "weak_password"
+            }
             Self::Validation(_) => "validation_failed",
+            Self::SignupDisabled => "signup_disabled",
+            Self::CaptchaFailed(_) => "captcha_failed",
+            Self::CaptchaUnavailable(_) => "captcha_unavailable",
             Self::EmailTaken => "email_taken",
             Self::InvalidIdempotencyKey(_) => "invalid_idempotency_key",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
@@ -144,6 +172,9 @@ impl ApiError {
 
     fn public_message(&self) -> String {
         match self {
+            Self::Validation(errors) if !errors.weak_password_reasons().is_empty() => {
+                "the password does not meet the password policy".to_owned()
+            }
             Self::Validation(_) => "some fields are invalid".to_owned(),
             Self::DatabaseUnavailable(_) => {
                 "the service cannot reach its database right now; try again shortly".to_owned()
@@ -203,7 +234,9 @@ impl IntoResponse for ApiError {
             Self::Internal { .. } => {
                 tracing::error!(code = self.code(), error = %Chain(&self), "request failed")
             }
-            Self::DatabaseUnavailable(_) | Self::AuthUnavailable(_) => {
+            Self::DatabaseUnavailable(_)
+            | Self::AuthUnavailable(_)
+            | Self::CaptchaUnavailable(_) => {
                 tracing::warn!(code = self.code(), error = %Chain(&self), "request failed")
             }
             Self::AuthTimeout | Self::LoginNotConfigured | Self::RequestTimeout => {
@@ -211,15 +244,23 @@ impl IntoResponse for ApiError {
             }
             _ => tracing::info!(code = self.code(), "request rejected"),
         }
-        let fields = match &self {
-            Self::Validation(errors) => Some(errors.fields().clone()),
-            _ => None,
+        let (fields, weak_password) = match &self {
+            Self::Validation(errors) => (
+                Some(errors.fields().clone()),
+                Some(errors.weak_password_reasons())
+                    .filter(|r| !r.is_empty())
+                    .map(|reasons| WeakPassword {
+                        reasons: reasons.to_vec(),
+                    }),
+            ),
+            _ => (None, None),
         };
         let body = ErrorResponse {
             error: ErrorBody {
                 code: self.code(),
                 message: self.public_message(),
                 fields,
+                weak_password,
             },
         };
         let mut response = (self.status(), Json(body)).into_response();
@@ -231,7 +272,10 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, value.clone());
             }
-            Self::Overloaded | Self::RequestTimeout | Self::RequestInProgress => {
+            Self::Overloaded
+            | Self::RequestTimeout
+            | Self::RequestInProgress
+            | Self::CaptchaUnavailable(_) => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -170,6 +170,30 @@ impl GoTrueClient {
 impl GoTrueClient {
     /// `GET /health` within `timeout` (for `/readyz`).
     pub async fn health(&self, timeout: std::time::Duration) -> Result<(), GoTrueError> {
+        self.get_health(timeout).await.map(|_| ())
+    }
+
+    /// The `version` that `GET /health` reports (`v2.196.0` for a release build).
+    pub async fn version(&self, timeout: std::time::Duration) -> Result<String, GoTrueError> {
+        let body: Value = self
+            .get_health(timeout)
+            .await?
+            .json()
+            .await
+            .map_err(transport_error)?;
+        match body.get("version").and_then(Value::as_str) {
+            Some(version) => Ok(version.to_owned()),
+            None => Err(GoTrueError::Unavailable(
+                "GoTrue /health answered without a version".to_owned(),
+            )),
+        }
+    }
+
+    /// `GET /health`, a success status or an error.
+    async fn get_health(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<reqwest::Response, GoTrueError> {
         let response = self
             .http
             .get(format!("{}/health", self.base_url))
@@ -179,7 +203,7 @@ impl GoTrueClient {
             .await
             .map_err(transport_error)?;
         if response.status().is_success() {
-            Ok(())
+            Ok(response)
         } else {
             Err(GoTrueError::Unavailable(format!(
                 "GoTrue /health answered {}",

@@ -4,6 +4,8 @@
 //! [`routes::signup`] (HTTP in and out) → [`domain`] (parse the request into a [`domain::NewUser`])
 //! → [`password`] (argon2id, off the async workers) → [`store::signup`] (the one SQL transaction).
 
+pub mod captcha;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod domain;

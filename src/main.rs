@@ -1,8 +1,8 @@
 use std::process::ExitCode;
 
 use atomic_signup::cli::{Cli, Command};
-use atomic_signup::config::{DatabaseSettings, Settings};
-use atomic_signup::{config, startup, store, telemetry};
+use atomic_signup::config::{DatabaseSettings, GoTrueSettings, Settings};
+use atomic_signup::{check, config, startup, store, telemetry};
 use clap::Parser;
 
 #[tokio::main]
@@ -13,11 +13,15 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let cli = Cli::parse();
-    telemetry::init();
+    match cli.command {
+        Some(Command::Check { .. }) => telemetry::init_on_stderr(),
+        _ => telemetry::init(),
+    }
 
     let result = match cli.command.unwrap_or_default() {
         Command::Serve => serve().await,
         Command::Migrate => migrate().await,
+        Command::Check { json } => return check(json).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -42,8 +46,16 @@ async fn serve() -> Result<(), String> {
 
 async fn migrate() -> Result<(), String> {
     let database = DatabaseSettings::from_env().map_err(|e| e.to_string())?;
-    let pool = database
-        .connect_one()
+    let url = database.migration_url()?;
+    // A transaction pooler on another port than Supabase's, or not declared: found by probing,
+    // before the advisory lock is taken.
+    let pooled = store::pooler::behind_transaction_pooler(&url.connect_options())
+        .await
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    if pooled {
+        return Err(database.refuse_migration("the URL goes through a transaction pooler"));
+    }
+    let pool = DatabaseSettings::connect_one(url)
         .await
         .map_err(|e| format!("cannot connect to the database: {e}"))?;
     store::migrate(&pool)
@@ -51,4 +63,34 @@ async fn migrate() -> Result<(), String> {
         .map_err(|e| format!("migration failed: {e}"))?;
     tracing::info!("migrations applied");
     Ok(())
+}
+
+/// Prints the report on stdout; 0 when every check holds, 1 otherwise (also for a bad setting).
+async fn check(json: bool) -> ExitCode {
+    let settings = DatabaseSettings::from_env()
+        .and_then(|database| GoTrueSettings::from_env().map(|gotrue| (database, gotrue)));
+    let (database, gotrue) = match settings {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = check::run(&database, gotrue.as_ref()).await;
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(err) => {
+                eprintln!("error: cannot write the report: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", report.text());
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -11,8 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::Database;
 use rand::Rng;
-use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -38,7 +38,7 @@ impl OutboxSettings {
 
 #[derive(Clone)]
 pub struct Worker {
-    pool: PgPool,
+    pool: Database,
     gotrue: GoTrueClient,
     settings: OutboxSettings,
     wake: Arc<Notify>,
@@ -46,7 +46,7 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(
-        pool: PgPool,
+        pool: Database,
         gotrue: GoTrueClient,
         settings: OutboxSettings,
         wake: Arc<Notify>,
@@ -81,12 +81,25 @@ impl Worker {
         tracing::info!("confirmation outbox worker stopped");
     }
 
-    /// Handles one due row, if there is one. `Ok(false)`: nothing was due.
+    /// Handles one due row, if there is one. `Ok(false)`: nothing was due. The row stays
+    /// locked by this transaction until its outcome is written: committed after the GoTrue call.
     pub async fn deliver_one(&self) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let Some(job) = sql::claim_next(&mut tx).await? else {
-            tx.commit().await?;
-            return Ok(false);
+        let result = self.deliver_in(tx.conn()).await;
+        let delivered = tx.end(result).await?;
+        if delivered == Some(true) {
+            metrics::counter!(observe::OUTBOX_SENT).increment(1);
+            tracing::info!("confirmation email requested");
+        }
+        Ok(delivered.is_some())
+    }
+
+    /// Claims a due row in `conn`'s transaction and settles it: `None` when nothing was due,
+    /// `Some(true)` when GoTrue took the resend, `Some(false)` when it failed (rescheduled or
+    /// given up).
+    async fn deliver_in(&self, conn: &mut sqlx::PgConnection) -> Result<Option<bool>, StoreError> {
+        let Some(job) = sql::claim_next(conn).await? else {
+            return Ok(None);
         };
         let span = tracing::info_span!("outbox", outbox_id = job.id, user_id = %job.user_id);
         async move {
@@ -96,17 +109,14 @@ impl Worker {
             };
             match result {
                 Ok(()) => {
-                    sql::mark_sent(&mut tx, job.id).await?;
-                    tx.commit().await?;
-                    metrics::counter!(observe::OUTBOX_SENT).increment(1);
-                    tracing::info!("confirmation email requested");
+                    sql::mark_sent(conn, job.id).await?;
+                    Ok(Some(true))
                 }
                 Err(err) => {
-                    self.settle_failure(&mut tx, &job, &err).await?;
-                    tx.commit().await?;
+                    self.settle_failure(conn, &job, &err).await?;
+                    Ok(Some(false))
                 }
             }
-            Ok(true)
         }
         .instrument(span)
         .await

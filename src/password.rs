@@ -10,8 +10,6 @@
 //! ([`HashError::Overloaded`], answered 503) instead of queueing without limit.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
@@ -74,7 +72,6 @@ pub enum HasherError {
 #[derive(Clone)]
 pub struct Hasher {
     jobs: Sender<HashJob>,
-    completed: Arc<AtomicU64>,
 }
 
 impl Hasher {
@@ -82,17 +79,15 @@ impl Hasher {
     pub fn new(settings: HashSettings, threads: usize, queue: usize) -> Result<Self, HasherError> {
         let params = settings.params().map_err(HasherError::Params)?;
         let (jobs, rx) = crossbeam_channel::bounded::<HashJob>(queue.max(1));
-        let completed = Arc::new(AtomicU64::new(0));
         for i in 0..threads.max(1) {
             let rx = rx.clone();
             let params = params.clone();
-            let completed = Arc::clone(&completed);
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || hash_worker(&rx, params, &completed))
+                .spawn(move || hash_worker(&rx, params))
                 .map_err(HasherError::Spawn)?;
         }
-        Ok(Self { jobs, completed })
+        Ok(Self { jobs })
     }
 
     /// One hashing thread per core, `queue_per_core` waiting signups per core.
@@ -119,11 +114,6 @@ impl Hasher {
         metrics::gauge!(observe::HASH_QUEUE_DEPTH).set(self.jobs.len() as f64);
         answer.await.map_err(|_| HashError::Closed)?
     }
-
-    /// Hashes computed so far by this hasher (and its clones).
-    pub fn hashes_completed(&self) -> u64 {
-        self.completed.load(Ordering::Relaxed)
-    }
 }
 
 /// A fixed password, hashed (and the hash thrown away) where a request must take as long as one
@@ -142,7 +132,7 @@ pub fn dummy_password() -> &'static Password {
 const HASH_THREAD_NICE: i32 = 10;
 
 /// One hashing thread: one `m` KiB buffer for its whole life, reused by every hash.
-fn hash_worker(jobs: &Receiver<HashJob>, params: Params, completed: &AtomicU64) {
+fn hash_worker(jobs: &Receiver<HashJob>, params: Params) {
     lower_priority();
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     let mut memory = vec![Block::default(); params.block_count()];
@@ -160,7 +150,6 @@ fn hash_worker(jobs: &Receiver<HashJob>, params: Params, completed: &AtomicU64) 
         metrics::histogram!(observe::HASH_WAIT).record(job.queued_at.elapsed().as_secs_f64());
         let started = Instant::now();
         let result = hash_one(&argon2, &prefix, &mut memory, &job.password);
-        completed.fetch_add(1, Ordering::Relaxed);
         metrics::histogram!(observe::HASH_DURATION).record(started.elapsed().as_secs_f64());
         let _ = job.reply.send(result);
     }

@@ -11,7 +11,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Settings;
+use crate::captcha::CaptchaVerifier;
+use crate::config::{CorsOrigins, Settings};
 use crate::gotrue::GoTrueClient;
 use crate::idempotency::Idempotency;
 use crate::outbox::Worker;
@@ -45,7 +46,7 @@ pub enum StartupError {
 
 /// The periodic purge of expired Idempotency-Keys.
 struct Purge {
-    pool: sqlx::PgPool,
+    pool: store::Database,
     interval: Duration,
 }
 
@@ -55,23 +56,32 @@ pub struct Application {
     /// The metrics listener and its router (METRICS_BIND_ADDR), when metrics are on.
     metrics: Option<(TcpListener, Router)>,
     rate_limits: RateLimitTables,
-    rate_limit_prune_interval: Duration,
-    connection_limits: ConnectionLimits,
     worker: Option<Worker>,
     purge: Purge,
-    hasher: Hasher,
-    shutdown_timeout: Duration,
+    settings: Arc<Settings>,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let pool = settings.database.pool();
+        if settings.cors.origins == CorsOrigins::Any {
+            tracing::warn!(
+                "CORS_ALLOWED_ORIGINS=*: a page on any origin may call the API; list your \
+                 frontends' origins instead"
+            );
+        }
+        let pool = store::Database::new(&settings.database);
         check_database(&pool).await?;
         let hasher = Hasher::for_this_machine(settings.argon2, settings.hash_queue_per_core)?;
         let gotrue = settings
             .gotrue
             .as_ref()
             .map(GoTrueClient::new)
+            .transpose()
+            .map_err(StartupError::HttpClient)?;
+        let captcha = settings
+            .captcha
+            .clone()
+            .map(CaptchaVerifier::new)
             .transpose()
             .map_err(StartupError::HttpClient)?;
         let outbox_wake = Arc::new(Notify::new());
@@ -94,62 +104,47 @@ impl Application {
                 None
             }
         };
-        let state = AppState {
-            failed_logins: Arc::default(),
-            conceal_min_duration: settings.conceal_min_duration,
-            pool: pool.clone(),
-            hasher: hasher.clone(),
-            signup_roles: settings.signup_roles,
-            require_email_confirmation: settings.require_email_confirmation,
-            conceal_existing_emails: settings.conceal_existing_emails,
-            gotrue,
-            outbox_wake,
-            metrics: crate::observe::install(),
-            client_ip: routes::ClientIp {
-                trust_forwarded_for: settings.trust_forwarded_for,
-            },
-            idempotency: Idempotency {
-                secret: settings.idempotency.secret,
-                lease: settings.request_timeout
-                    + settings.database.statement_timeout
-                    + Duration::from_secs(1),
-            },
+        let client_ip = routes::ClientIp {
+            trust_forwarded_for: settings.trust_forwarded_for,
+        };
+        let idempotency = Idempotency {
+            secret: settings.idempotency.secret.clone(),
+            lease: settings.request_timeout
+                + settings.database.statement_timeout
+                + Duration::from_secs(1),
         };
         let purge = Purge {
             pool: pool.clone(),
             interval: settings.idempotency.purge_interval,
         };
-        let limits = routes::Limits {
-            signup_per_minute: settings.rate_limit_signup_per_minute,
-            login_per_minute: settings.rate_limit_login_per_minute,
-            request_timeout: settings.request_timeout,
+        let settings = Arc::new(settings);
+        let state = AppState {
+            settings: Arc::clone(&settings),
+            failed_logins: Arc::default(),
+            pool: pool.clone(),
+            hasher,
+            gotrue,
+            captcha,
+            outbox_wake,
+            metrics: crate::observe::install(),
+            client_ip,
+            idempotency,
         };
         let listener = bind(settings.bind_addr).await?;
         let metrics = match settings.metrics_bind_addr {
             Some(addr) => Some((bind(addr).await?, routes::metrics_router(state.clone()))),
             None => None,
         };
-        let (router, rate_limits) = app_router(state, limits);
+        let (router, rate_limits) = app_router(state);
         Ok(Self {
             listener,
             router,
             metrics,
             rate_limits,
-            rate_limit_prune_interval: settings.rate_limit_prune_interval,
-            connection_limits: ConnectionLimits {
-                header_read_timeout: settings.http_header_read_timeout,
-                max_connections: settings.http_max_connections,
-            },
             worker,
             purge,
-            hasher,
-            shutdown_timeout: settings.shutdown_timeout,
+            settings,
         })
-    }
-
-    /// The password hasher (shared with the handlers).
-    pub fn hasher(&self) -> Hasher {
-        self.hasher.clone()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -186,7 +181,7 @@ impl Application {
         let prune = (!self.rate_limits.is_empty()).then(|| {
             tokio::spawn(prune_rate_limits(
                 self.rate_limits,
-                self.rate_limit_prune_interval,
+                self.settings.rate_limit_prune_interval,
                 stop_worker.clone(),
             ))
         });
@@ -195,7 +190,10 @@ impl Application {
         }
         let signalled = CancellationToken::new();
         let on_signal = signalled.clone();
-        let limits = self.connection_limits;
+        let limits = ConnectionLimits {
+            header_read_timeout: self.settings.http_header_read_timeout,
+            max_connections: self.settings.http_max_connections,
+        };
         if let Some((listener, router)) = self.metrics {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(%addr, "metrics listening");
@@ -211,7 +209,7 @@ impl Application {
         });
         // In-flight requests finish (a signup commits or rolls back) within SHUTDOWN_TIMEOUT_S;
         // after that the process stops waiting for them.
-        let timeout = self.shutdown_timeout;
+        let timeout = self.settings.shutdown_timeout;
         let deadline = async {
             signalled.cancelled().await;
             tokio::time::sleep(timeout).await;
@@ -242,7 +240,7 @@ impl Application {
 /// Refuses to start when the schema is incomplete. An unreachable database is not fatal: the
 /// pool connects on demand, the service answers 503 until the database is back (and the check is
 /// skipped; said once here so an operator sees a wrong URL at once).
-async fn check_database(pool: &sqlx::PgPool) -> Result<(), StartupError> {
+async fn check_database(pool: &store::Database) -> Result<(), StartupError> {
     match tokio::time::timeout(
         Duration::from_secs(5),
         store::schema_check::missing_schema(pool),
@@ -273,14 +271,23 @@ async fn check_database(pool: &sqlx::PgPool) -> Result<(), StartupError> {
     }
 }
 
-/// The full router: routes plus body limit, request ids, tracing and panic handling; and the
-/// rate limiters' tables.
-pub fn app_router(state: AppState, limits: routes::Limits) -> (Router, RateLimitTables) {
-    let (router, tables) = routes::router(state, limits);
-    (
-        telemetry::layer(router.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))),
-        tables,
-    )
+/// The full router: routes plus body limit, request ids, tracing and panic handling, and CORS
+/// around all of it; and the rate limiters' tables.
+pub fn app_router(state: AppState) -> (Router, RateLimitTables) {
+    let cors = routes::cors::layer(&state.settings.cors);
+    let (router, tables) = routes::router(state);
+    let router = telemetry::layer(router.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)));
+    let router = match cors {
+        Some(cors) => router.layer(cors).layer(axum::middleware::from_fn(
+            routes::cors::preflight_no_content,
+        )),
+        None => router,
+    };
+    // Outermost: it sees every answer, including CORS's and the rate limiter's.
+    let router = router.layer(axum::middleware::from_fn(
+        routes::unread_body::close_if_body_unread,
+    ));
+    (router, tables)
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {

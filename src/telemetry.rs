@@ -16,18 +16,35 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::error::ApiError;
 
-/// Installs the global subscriber; a second call is a no-op.
+/// Installs the global subscriber, logging on stdout; a second call is a no-op.
 pub fn init() {
+    init_on(false);
+}
+
+/// The same, logging on stderr: for a command whose stdout is its output (`check`).
+pub fn init_on_stderr() {
+    init_on(true);
+}
+
+fn init_on(stderr: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match std::env::var("LOG_FORMAT").ok().as_deref() {
         Some("json") => true,
         Some("pretty") => false,
         _ => !std::io::stdout().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let writer = if stderr {
+        BoxMakeWriter::new(std::io::stderr)
+    } else {
+        BoxMakeWriter::new(std::io::stdout)
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     let _ = if json {
         builder
             .json()

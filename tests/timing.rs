@@ -153,7 +153,10 @@ fn read_head(reader: &mut impl BufRead) -> (u16, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_concealed_signup_takes_as_long_for_a_registered_email_as_for_a_new_one() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let app = TestApp::spawn_with(|s| s.conceal_existing_emails = true).await;
+    let app = TestApp::builder()
+        .configure(|s| s.conceal_existing_emails = true)
+        .spawn()
+        .await;
     let taken = signup_body("Taken", "taken@example.com", "Creator");
     assert_eq!(app.signup(&taken).await.status(), 202);
     // Warm up connections and caches on both paths.
@@ -191,15 +194,18 @@ async fn a_concealed_signup_takes_as_long_for_a_registered_email_as_for_a_new_on
 async fn a_failed_login_takes_as_long_for_an_unknown_or_banned_email_as_for_a_wrong_password() {
     let _one = ONE_AT_A_TIME.lock().await;
     // A hash that costs a few milliseconds, so a skipped one would show.
-    let app = TestApp::spawn_with_gotrue(|s| {
-        s.argon2 = HashSettings {
-            memory_kib: 4096,
-            iterations: 2,
-            parallelism: 1,
-        };
-        s.require_email_confirmation = false;
-    })
-    .await;
+    let app = TestApp::builder()
+        .gotrue()
+        .configure(|s| {
+            s.argon2 = HashSettings {
+                memory_kib: 4096,
+                iterations: 2,
+                parallelism: 1,
+            };
+            s.require_email_confirmation = false;
+        })
+        .spawn()
+        .await;
     for email in ["known@example.com", "banned@example.com"] {
         let (status, body) =
             status_json(app.signup(&signup_body("K", email, "Creator")).await).await;

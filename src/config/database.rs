@@ -8,10 +8,38 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{ConfigError, env_lookup, millis, parse_in_range, parse_or};
 
+/// How DATABASE_URL reaches Postgres: directly or through a session-mode pooler (one server
+/// connection per client connection), or through a transaction-mode pooler (Supavisor's port
+/// 6543, PgBouncer `pool_mode = transaction`), where the server connection changes between
+/// transactions: no prepared statements are cached and no session state is relied on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolMode {
+    Session,
+    Transaction,
+}
+
+impl PoolMode {
+    fn parse(v: &str) -> Result<Self, String> {
+        match v.to_ascii_lowercase().as_str() {
+            "session" => Ok(Self::Session),
+            "transaction" => Ok(Self::Transaction),
+            _ => Err("expected session or transaction".to_owned()),
+        }
+    }
+}
+
+/// Supavisor's (and Supabase's PgBouncer's) transaction-mode port.
+pub const SUPABASE_TRANSACTION_POOLER_PORT: u16 = 6543;
+
 /// What `atomic-signup migrate` needs, and the pool settings of `serve`.
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
     pub url: DatabaseUrl,
+    /// DATABASE_POOL_MODE.
+    pub pool_mode: PoolMode,
+    /// MIGRATE_DATABASE_URL: a direct or session-mode URL for `migrate` (it takes a session
+    /// advisory lock), when DATABASE_URL goes through a transaction pooler.
+    pub migrate_url: Option<DatabaseUrl>,
     pub max_connections: u32,
     /// `statement_timeout` of the service's connections (not of `migrate`'s).
     pub statement_timeout: Duration,
@@ -71,8 +99,25 @@ impl DatabaseSettings {
         let url = get("DATABASE_URL").ok_or(ConfigError::Missing {
             name: "DATABASE_URL",
         })?;
+        let migrate_url = match get("MIGRATE_DATABASE_URL").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(v) => Some(DatabaseUrl::parse(&v).map_err(|e| match e {
+                ConfigError::Invalid { reason, .. } => ConfigError::Invalid {
+                    name: "MIGRATE_DATABASE_URL",
+                    reason,
+                },
+                other => other,
+            })?),
+        };
         Ok(Self {
             url: DatabaseUrl::parse(&url)?,
+            pool_mode: parse_or(
+                get,
+                "DATABASE_POOL_MODE",
+                PoolMode::Session,
+                PoolMode::parse,
+            )?,
+            migrate_url,
             max_connections: parse_or(get, "DATABASE_MAX_CONNECTIONS", 10, |v| {
                 parse_in_range(v, 1, 1000)
             })?,
@@ -93,22 +138,67 @@ impl DatabaseSettings {
 
     /// The service's pool. Connections are made on demand, so the service starts (and answers
     /// 503) while the database is still down, and recovers by itself when it comes back.
+    ///
+    /// Session mode sets `statement_timeout` once per connection (a startup parameter).
+    /// Transaction mode caches no prepared statements and sends no startup parameter a pooler may
+    /// refuse (`options`, `extra_float_digits`); the store sets the timeout in each transaction.
     pub fn pool(&self) -> PgPool {
+        let options = self.url.connect_options();
+        let options = match self.pool_mode {
+            PoolMode::Session => options.options([(
+                "statement_timeout",
+                format!("{}ms", self.statement_timeout.as_millis()),
+            )]),
+            PoolMode::Transaction => options.statement_cache_capacity(0).extra_float_digits(None),
+        };
         PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.acquire_timeout)
-            .connect_lazy_with(self.url.connect_options().options([(
-                "statement_timeout",
-                format!("{}ms", self.statement_timeout.as_millis()),
-            )]))
+            .connect_lazy_with(options)
     }
 
-    /// One connection, for `migrate`.
-    pub async fn connect_one(&self) -> Result<PgPool, sqlx::Error> {
+    /// The URL `migrate` may use: MIGRATE_DATABASE_URL when set, else DATABASE_URL unless that
+    /// goes through a transaction pooler. `migrate` holds a session advisory lock while it
+    /// applies the migrations; through a transaction pooler the lock would stay on a server
+    /// connection the pooler hands to others (later runs wait on it forever) while the
+    /// migrations run on whichever connection comes next. So it refuses, naming what to use.
+    pub fn migration_url(&self) -> Result<&DatabaseUrl, String> {
+        if let Some(url) = &self.migrate_url {
+            return Ok(url);
+        }
+        let why = if self.pool_mode == PoolMode::Transaction {
+            "DATABASE_POOL_MODE=transaction".to_owned()
+        } else if self.url.0.get_port() == SUPABASE_TRANSACTION_POOLER_PORT {
+            format!(
+                "DATABASE_URL's port {SUPABASE_TRANSACTION_POOLER_PORT} is Supabase's transaction pooler"
+            )
+        } else {
+            return Ok(&self.url);
+        };
+        Err(self.refuse_migration(&why))
+    }
+
+    /// Why `migrate` will not run through this URL (`why`), and what to use instead.
+    pub fn refuse_migration(&self, why: &str) -> String {
+        let variable = if self.migrate_url.is_some() {
+            "MIGRATE_DATABASE_URL"
+        } else {
+            "DATABASE_URL"
+        };
+        format!(
+            "migrate needs a direct or session-mode connection (it holds a session advisory lock), \
+             and {why} ({variable}): set MIGRATE_DATABASE_URL to the direct connection (on hosted \
+             Supabase db.<project-ref>.supabase.co:5432) or the session pooler (the pooler host on \
+             port 5432)"
+        )
+    }
+
+    /// One connection to `url`, for `migrate`.
+    pub async fn connect_one(url: &DatabaseUrl) -> Result<PgPool, sqlx::Error> {
         PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(self.url.connect_options())
+            .connect_with(url.connect_options())
             .await
     }
 }

@@ -17,11 +17,14 @@ pub struct GoTrueSettings {
 }
 
 impl GoTrueSettings {
+    /// [`GoTrueSettings::from_lookup`] on the process environment.
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
+        Self::from_lookup(&super::env_lookup)
+    }
+
     /// `GOTRUE_URL`, else `SUPABASE_URL` + `/auth/v1`; `SUPABASE_ANON_KEY` (or the older
     /// `SUPABASE_KEY`); `GOTRUE_TIMEOUT_MS`. `None` when no URL is set at all.
-    pub(super) fn from_lookup(
-        get: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<Self>, ConfigError> {
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
         let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
         let url = match (set("GOTRUE_URL"), set("SUPABASE_URL")) {
             (Some(url), _) => parse_http_url("GOTRUE_URL", &url)?,

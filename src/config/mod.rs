@@ -3,9 +3,11 @@
 //! A missing or malformed variable is an error that names it. The database password never
 //! appears in `Debug` output or in an error message.
 //!
-//! Every settings type lives here, one file per concern (database, GoTrue, hashing, outbox);
+//! Every settings type lives here, one file per concern (database, GoTrue, hashing, outbox, CORS);
 //! nothing here depends on the modules it configures.
 
+mod captcha;
+mod cors;
 mod database;
 mod gotrue;
 mod hashing;
@@ -14,12 +16,14 @@ mod outbox;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use database::{DatabaseSettings, DatabaseUrl};
+pub use captcha::{CaptchaProvider, CaptchaSettings};
+pub use cors::{CorsOrigins, CorsSettings};
+pub use database::{DatabaseSettings, DatabaseUrl, PoolMode, SUPABASE_TRANSACTION_POOLER_PORT};
 pub use gotrue::GoTrueSettings;
 pub use hashing::{DEFAULT_QUEUE_PER_CORE, HashSettings};
 pub use outbox::OutboxSettings;
 
-use crate::domain::RoleSet;
+use crate::domain::{EmailDomains, PasswordPolicy, RoleSet, SignupRules};
 use crate::idempotency::FingerprintSecret;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -35,7 +39,12 @@ pub enum ConfigError {
 pub struct Settings {
     pub database: DatabaseSettings,
     pub bind_addr: SocketAddr,
-    pub signup_roles: RoleSet,
+    /// Roles a signup may ask for, the password policy and the email domains.
+    pub signup: SignupRules,
+    /// DISABLE_SIGNUP: every signup answers 422 `signup_disabled` (login keeps working).
+    pub disable_signup: bool,
+    /// Captcha on signup; `None` = off.
+    pub captcha: Option<CaptchaSettings>,
     pub require_email_confirmation: bool,
     /// Answer 202 for new and existing emails alike (needs REQUIRE_EMAIL_CONFIRMATION=true).
     pub conceal_existing_emails: bool,
@@ -66,6 +75,8 @@ pub struct Settings {
     pub gotrue: Option<GoTrueSettings>,
     pub idempotency: IdempotencySettings,
     pub outbox: OutboxSettings,
+    /// Browser frontends on other origins.
+    pub cors: CorsSettings,
 }
 
 /// Idempotency-Key on signup.
@@ -112,9 +123,28 @@ impl Settings {
             SocketAddr::from(([0, 0, 0, 0], 8000)),
             parse_socket_addr,
         )?;
-        let signup_roles = parse_or(get, "SIGNUP_ROLES", RoleSet::default(), |v| {
-            RoleSet::parse_list(v)
-        })?;
+        let signup = SignupRules {
+            roles: parse_or(get, "SIGNUP_ROLES", RoleSet::default(), |v| {
+                RoleSet::parse_list(v)
+            })?,
+            password: PasswordPolicy {
+                min_length: parse_or(
+                    get,
+                    "PASSWORD_MIN_LENGTH",
+                    PasswordPolicy::default().min_length,
+                    |v| {
+                        count(PasswordPolicy::LOWEST_MIN_LENGTH as u32, 256)(v)
+                            .map_err(|e| format!("{e} (GoTrue never accepts less than 6)"))
+                    },
+                )?,
+                required_characters: get("PASSWORD_REQUIRED_CHARACTERS")
+                    .map(|v| PasswordPolicy::parse_required_characters(&v))
+                    .unwrap_or_default(),
+            },
+            email_domains: email_domains(get)?,
+        };
+        let disable_signup = parse_or(get, "DISABLE_SIGNUP", false, parse_bool)?;
+        let captcha = CaptchaSettings::from_lookup(get)?;
         let require_email_confirmation =
             parse_or(get, "REQUIRE_EMAIL_CONFIRMATION", true, parse_bool)?;
         let defaults = HashSettings::default();
@@ -208,10 +238,26 @@ impl Settings {
             backoff_max: parse_or(get, "OUTBOX_BACKOFF_MAX_MS", d.backoff_max, &ms)?,
             poll_interval: parse_or(get, "OUTBOX_POLL_INTERVAL_MS", d.poll_interval, &ms)?,
         };
+        let cors = CorsSettings {
+            origins: parse_or(
+                get,
+                "CORS_ALLOWED_ORIGINS",
+                CorsOrigins::Off,
+                CorsOrigins::parse,
+            )?,
+            max_age: parse_or(
+                get,
+                "CORS_MAX_AGE_S",
+                CorsSettings::default().max_age,
+                seconds(86_400),
+            )?,
+        };
         Ok(Self {
             database,
             bind_addr,
-            signup_roles,
+            signup,
+            disable_signup,
+            captcha,
             require_email_confirmation,
             conceal_existing_emails,
             conceal_min_duration,
@@ -229,6 +275,7 @@ impl Settings {
             gotrue,
             idempotency,
             outbox,
+            cors,
         })
     }
 }
@@ -264,6 +311,30 @@ pub fn load_dotenv() -> Result<(), String> {
 fn line_number_of(text: &str, line: &str) -> Option<usize> {
     let at = text.find(line.trim_start())?;
     Some(text[..at].matches('\n').count() + 1)
+}
+
+/// SIGNUP_EMAIL_DOMAIN_ALLOWLIST or SIGNUP_EMAIL_DOMAIN_DENYLIST (not both).
+fn email_domains(get: &dyn Fn(&str) -> Option<String>) -> Result<EmailDomains, ConfigError> {
+    let list = |name: &'static str| -> Result<Option<Vec<String>>, ConfigError> {
+        match get(name).filter(|v| !v.trim().is_empty()) {
+            None => Ok(None),
+            Some(v) => EmailDomains::parse_list(&v)
+                .map(Some)
+                .map_err(|reason| ConfigError::Invalid { name, reason }),
+        }
+    };
+    match (
+        list("SIGNUP_EMAIL_DOMAIN_ALLOWLIST")?,
+        list("SIGNUP_EMAIL_DOMAIN_DENYLIST")?,
+    ) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid {
+            name: "SIGNUP_EMAIL_DOMAIN_DENYLIST",
+            reason: "set SIGNUP_EMAIL_DOMAIN_ALLOWLIST or the deny list, not both".to_owned(),
+        }),
+        (Some(only), None) => Ok(EmailDomains::Only(only)),
+        (None, Some(but)) => Ok(EmailDomains::AllBut(but)),
+        (None, None) => Ok(EmailDomains::Any),
+    }
 }
 
 fn env_lookup(name: &str) -> Option<String> {
@@ -342,10 +413,96 @@ mod tests {
     }
 
     #[test]
+    fn gotrue_s_signup_protections() {
+        let s = settings(&[("DATABASE_URL", URL)]).unwrap();
+        assert!(!s.disable_signup && s.captcha.is_none());
+        assert_eq!(s.signup.password, PasswordPolicy::default());
+        let s = settings(&[
+            ("DATABASE_URL", URL),
+            ("DISABLE_SIGNUP", "true"),
+            ("PASSWORD_MIN_LENGTH", "12"),
+            ("PASSWORD_REQUIRED_CHARACTERS", r"abc:ABC:\:"),
+            ("CAPTCHA_PROVIDER", "turnstile"),
+            ("CAPTCHA_SECRET", "s3cret"),
+            ("SIGNUP_EMAIL_DOMAIN_DENYLIST", "spam.test"),
+        ])
+        .unwrap();
+        assert!(s.disable_signup);
+        assert_eq!(s.signup.password.min_length, 12);
+        assert_eq!(s.signup.password.required_characters, ["abc", "ABC", ":"]);
+        let captcha = s.captcha.unwrap();
+        assert_eq!(captcha.provider, CaptchaProvider::Turnstile);
+        assert_eq!(
+            captcha.verify_url,
+            "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+        );
+        assert_eq!(captcha.timeout, Duration::from_secs(10));
+        assert!(!format!("{captcha:?}").contains("s3cret"));
+        assert_eq!(
+            s.signup.email_domains,
+            EmailDomains::AllBut(vec!["spam.test".into()])
+        );
+        for (vars, name) in [
+            (vec![("PASSWORD_MIN_LENGTH", "5")], "PASSWORD_MIN_LENGTH"),
+            (vec![("CAPTCHA_PROVIDER", "recaptcha")], "CAPTCHA_PROVIDER"),
+            (vec![("CAPTCHA_PROVIDER", "hcaptcha")], "CAPTCHA_SECRET"),
+            (
+                vec![
+                    ("CAPTCHA_PROVIDER", "hcaptcha"),
+                    ("CAPTCHA_SECRET", "x"),
+                    ("CAPTCHA_VERIFY_URL", "siteverify"),
+                ],
+                "CAPTCHA_VERIFY_URL",
+            ),
+            (
+                vec![
+                    ("SIGNUP_EMAIL_DOMAIN_ALLOWLIST", "a.test"),
+                    ("SIGNUP_EMAIL_DOMAIN_DENYLIST", "b.test"),
+                ],
+                "SIGNUP_EMAIL_DOMAIN_DENYLIST",
+            ),
+        ] {
+            let mut all = vec![("DATABASE_URL", URL)];
+            all.extend(vars);
+            let err = settings(&all).unwrap_err().to_string();
+            assert!(err.starts_with(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn cors_origins_and_max_age() {
+        let s = settings(&[("DATABASE_URL", URL)]).unwrap();
+        assert_eq!(s.cors, CorsSettings::default());
+        assert_eq!(s.cors.origins, CorsOrigins::Off);
+        let s = settings(&[
+            ("DATABASE_URL", URL),
+            ("CORS_ALLOWED_ORIGINS", "http://localhost:3000"),
+            ("CORS_MAX_AGE_S", "120"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.cors.origins,
+            CorsOrigins::List(vec!["http://localhost:3000".into()])
+        );
+        assert_eq!(s.cors.max_age, Duration::from_secs(120));
+        let err = settings(&[
+            ("DATABASE_URL", URL),
+            ("CORS_ALLOWED_ORIGINS", "https://app.example.com/"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("CORS_ALLOWED_ORIGINS is invalid")
+                && err.contains("`https://app.example.com/`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn defaults_apply_when_only_the_url_is_set() {
         let s = settings(&[("DATABASE_URL", URL)]).unwrap();
         assert_eq!(s.bind_addr.to_string(), "0.0.0.0:8000");
-        assert_eq!(s.signup_roles.names(), ["Creator", "Brand"]);
+        assert_eq!(s.signup.roles.names(), ["Creator", "Brand"]);
         assert!(s.require_email_confirmation);
         assert_eq!(s.argon2, HashSettings::default());
         assert_eq!(

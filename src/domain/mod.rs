@@ -7,6 +7,7 @@ mod name;
 mod new_user;
 mod password;
 mod role;
+mod signup_rules;
 mod validation;
 
 pub use credentials::Credentials;
@@ -15,4 +16,5 @@ pub use name::DisplayName;
 pub use new_user::{NewUser, SignupForm};
 pub use password::Password;
 pub use role::{Role, RoleSet};
+pub use signup_rules::{EmailDomains, PasswordPolicy, SignupRules, Weakness};
 pub use validation::ValidationErrors;

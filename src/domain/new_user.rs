@@ -1,4 +1,4 @@
-use super::{DisplayName, Email, Password, Role, RoleSet, ValidationErrors};
+use super::{DisplayName, Email, Password, Role, SignupRules, ValidationErrors};
 
 /// A signup request that passed every check: the only way to get one is [`NewUser::parse`].
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ impl NewUser {
     /// (unknown fields, wrong JSON types).
     pub fn parse(
         form: SignupForm,
-        roles: &RoleSet,
+        rules: &SignupRules,
         mut errors: ValidationErrors,
     ) -> Result<Self, ValidationErrors> {
         let name = form
@@ -32,13 +32,31 @@ impl NewUser {
             .and_then(|v| errors.check("name", DisplayName::parse(&v)));
         let email = form
             .email
-            .and_then(|v| errors.check("email", Email::parse(&v)));
+            .and_then(|v| errors.check("email", Email::parse(&v)))
+            .and_then(|email| {
+                let domain = email.as_str().rsplit('@').next().unwrap_or_default();
+                if rules.email_domains.allows(domain) {
+                    Some(email)
+                } else {
+                    errors.add("email", "this email domain may not sign up");
+                    None
+                }
+            });
         let password = form
             .password
-            .and_then(|v| errors.check("password", Password::parse(v)));
+            .and_then(|v| errors.check("password", Password::parse(v)))
+            .and_then(
+                |password| match rules.password.weakness(password.expose_secret()) {
+                    Some(weakness) => {
+                        errors.weak_password(weakness);
+                        None
+                    }
+                    None => Some(password),
+                },
+            );
         let role = form
             .role
-            .and_then(|v| errors.check("role", roles.parse_role(&v)));
+            .and_then(|v| errors.check("role", rules.roles.parse_role(&v)));
         errors.into_result(|| {
             Some(Self {
                 email: email?,
@@ -67,7 +85,7 @@ mod tests {
     fn all_good() {
         let u = NewUser::parse(
             form(" Ada ", "ADA@example.com", "correct horse", "Creator"),
-            &RoleSet::default(),
+            &SignupRules::default(),
             ValidationErrors::default(),
         )
         .unwrap();
@@ -80,7 +98,7 @@ mod tests {
     fn reports_every_bad_field() {
         let errs = NewUser::parse(
             form("", "nope", "short", "admin"),
-            &RoleSet::default(),
+            &SignupRules::default(),
             ValidationErrors::default(),
         )
         .unwrap_err();
@@ -94,7 +112,7 @@ mod tests {
         earlier.add("extra", "unknown field");
         let errs = NewUser::parse(
             form("Ada", "ada@example.com", "correct horse", "Brand"),
-            &RoleSet::default(),
+            &SignupRules::default(),
             earlier,
         )
         .unwrap_err();

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 #[error("validation failed for {} field(s)", .fields.len())]
 pub struct ValidationErrors {
     fields: BTreeMap<String, String>,
+    /// GoTrue's `weak_password.reasons` when the password failed the policy.
+    weak_password: Vec<&'static str>,
 }
 
 impl ValidationErrors {
@@ -12,6 +14,17 @@ impl ValidationErrors {
         self.fields
             .entry(field.into())
             .or_insert_with(|| message.into());
+    }
+
+    /// The password failed the policy: its message under `password`, and the reasons.
+    pub fn weak_password(&mut self, weakness: super::Weakness) {
+        self.add("password", weakness.message);
+        self.weak_password = weakness.reasons;
+    }
+
+    /// Empty unless the password failed the policy.
+    pub fn weak_password_reasons(&self) -> &[&'static str] {
+        &self.weak_password
     }
 
     pub fn is_empty(&self) -> bool {

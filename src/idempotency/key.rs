@@ -81,7 +81,7 @@ impl fmt::Debug for FingerprintSecret {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{RoleSet, SignupForm, ValidationErrors};
+    use crate::domain::{SignupForm, SignupRules, ValidationErrors};
 
     fn user(email: &str, name: &str, password: &str) -> NewUser {
         let form = SignupForm {
@@ -90,7 +90,7 @@ mod tests {
             password: Some(password.into()),
             role: Some("Creator".into()),
         };
-        NewUser::parse(form, &RoleSet::default(), ValidationErrors::default()).unwrap()
+        NewUser::parse(form, &SignupRules::default(), ValidationErrors::default()).unwrap()
     }
 
     fn secret(s: &str) -> FingerprintSecret {

@@ -19,7 +19,7 @@ mod purge;
 
 use std::time::Duration;
 
-use sqlx::PgPool;
+use crate::store::Database;
 use uuid::Uuid;
 
 pub use key::{FingerprintSecret, IdempotencyKey, MAX_KEY_LEN, MIN_SECRET_BYTES};
@@ -64,7 +64,7 @@ pub enum IdempotencyError {
 
 /// Claims `key` for a request with this `fingerprint`, or says why not.
 pub async fn try_processing(
-    pool: &PgPool,
+    pool: &Database,
     settings: &Idempotency,
     key: IdempotencyKey,
     fingerprint: &[u8],
@@ -87,7 +87,7 @@ pub async fn try_processing(
 /// client gone) the release is sent from `Drop`, and failing that the key's lease runs out.
 #[derive(Debug)]
 pub struct HeldKey {
-    pool: PgPool,
+    pool: Database,
     key: IdempotencyKey,
     claim: Uuid,
     armed: bool,

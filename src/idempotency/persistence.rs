@@ -5,11 +5,10 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::postgres::types::PgInterval;
 use uuid::Uuid;
 
-use crate::store::StoreError;
+use crate::store::{Database, StoreError, unit};
 
 /// How long a key is kept after its first use.
 pub const KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -38,15 +37,23 @@ fn interval(d: Duration) -> PgInterval {
     }
 }
 
+/// What `claim_idempotency_key` answers.
+struct ClaimRow {
+    outcome: String,
+    response_status: Option<i16>,
+    response_body: Option<serde_json::Value>,
+}
+
 /// Claims `key` for the request `claim` (a fresh id), with a lease of `lease`.
 pub async fn claim(
-    pool: &PgPool,
+    db: &Database,
     key: &str,
     fingerprint: &[u8],
     claim: Uuid,
     lease: Duration,
 ) -> Result<Claim, StoreError> {
-    let row = sqlx::query!(
+    let row = unit!(db, |conn| sqlx::query_as!(
+        ClaimRow,
         r#"select outcome as "outcome!", response_status, response_body
            from atomic_signup.claim_idempotency_key($1, $2, $3, $4, $5)"#,
         key,
@@ -55,8 +62,8 @@ pub async fn claim(
         interval(lease),
         interval(KEY_TTL),
     )
-    .fetch_one(pool)
-    .await?;
+    .fetch_one(conn)
+    .await)?;
     Ok(match row.outcome.as_str() {
         "claimed" => Claim::Claimed,
         "replay" => match (row.response_status, row.response_body) {
@@ -79,14 +86,14 @@ pub async fn claim(
 
 /// Gives a claimed key back after a failed signup, so that a retry runs again. A no-op when the
 /// request no longer holds it.
-pub async fn release(pool: &PgPool, key: &str, claim: Uuid) -> Result<(), StoreError> {
-    sqlx::query!(
+pub async fn release(db: &Database, key: &str, claim: Uuid) -> Result<(), StoreError> {
+    unit!(db, |conn| sqlx::query!(
         "select atomic_signup.release_idempotency_key($1, $2)",
         key,
         claim
     )
-    .execute(pool)
-    .await?;
+    .execute(conn)
+    .await)?;
     Ok(())
 }
 
@@ -94,29 +101,29 @@ pub async fn release(pool: &PgPool, key: &str, claim: Uuid) -> Result<(), StoreE
 /// signup of a registered email, whose transaction rolled back. `false` when the request no
 /// longer held the key.
 pub async fn complete(
-    pool: &PgPool,
+    db: &Database,
     key: &str,
     claim: Uuid,
     status: u16,
     body: &serde_json::Value,
 ) -> Result<bool, StoreError> {
     let status = i16::try_from(status).map_err(|_| StoreError::Invalid("an HTTP status"))?;
-    Ok(sqlx::query_scalar!(
+    Ok(unit!(db, |conn| sqlx::query_scalar!(
         r#"select atomic_signup.complete_idempotency_key($1, $2, $3, $4) as "completed!""#,
         key,
         claim,
         status,
         body
     )
-    .fetch_one(pool)
-    .await?)
+    .fetch_one(conn)
+    .await)?)
 }
 
 /// Deletes the keys older than [`KEY_TTL`]; returns how many.
-pub async fn purge_expired(pool: &PgPool) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar!(r#"select atomic_signup.purge_idempotency_keys() as "n!""#)
-            .fetch_one(pool)
-            .await?,
+pub async fn purge_expired(db: &Database) -> Result<i64, StoreError> {
+    Ok(unit!(db, |conn| sqlx::query_scalar!(
+        r#"select atomic_signup.purge_idempotency_keys() as "n!""#
     )
+    .fetch_one(conn)
+    .await)?)
 }

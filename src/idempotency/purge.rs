@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
+use crate::store::Database;
 use tokio_util::sync::CancellationToken;
 
 use super::persistence;
 
 /// Purges expired keys now and then every `interval`, until `stop`. Replicas may all run it:
 /// the delete is idempotent.
-pub async fn purge_expired_keys(pool: PgPool, interval: Duration, stop: CancellationToken) {
+pub async fn purge_expired_keys(pool: Database, interval: Duration, stop: CancellationToken) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

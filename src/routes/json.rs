@@ -29,6 +29,28 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 }
 
 impl JsonObject {
+    /// Takes the captcha token out of the object, in either shape GoTrue's clients send it:
+    /// `captcha_token`, or supabase-js's `gotrue_meta_security.captcha_token` (an empty
+    /// `gotrue_meta_security` is fine). A token that is not a string is recorded in `errors`.
+    pub fn take_captcha_token(&mut self, errors: &mut ValidationErrors) -> Option<String> {
+        let mut token = None;
+        match self.0.remove("gotrue_meta_security") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(mut meta)) => match meta.remove("captcha_token") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(t)) => token = Some(t),
+                Some(_) => errors.add("gotrue_meta_security.captcha_token", "must be a string"),
+            },
+            Some(_) => errors.add("gotrue_meta_security", "must be an object"),
+        }
+        match self.0.remove("captcha_token") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(t)) => token = token.or(Some(t)),
+            Some(_) => errors.add("captcha_token", "must be a string"),
+        }
+        token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+    }
+
     /// Takes the string fields `names` out of the object. An absent, null or non-string field is
     /// recorded in `errors` and comes back as `None`; any other key is recorded as unknown.
     pub fn string_fields<const N: usize>(

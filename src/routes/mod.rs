@@ -2,11 +2,13 @@
 //! answers; errors go through [`crate::error::ApiError`].
 
 pub mod client_ip;
+pub mod cors;
 mod health;
 mod json;
 pub mod login;
 pub mod openapi;
 pub mod signup;
+pub mod unread_body;
 
 use std::sync::Arc;
 
@@ -19,35 +21,35 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
-use sqlx::PgPool;
 use tokio::sync::Notify;
 use tower_governor::GovernorError;
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::domain::RoleSet;
+use crate::captcha::CaptchaVerifier;
+use crate::config::Settings;
 use crate::error::ApiError;
 use crate::gotrue::GoTrueClient;
 use crate::idempotency::Idempotency;
 use crate::observe;
 use crate::password::Hasher;
+use crate::store::Database;
 
 pub use client_ip::ClientIp;
 pub use json::JsonObject;
 
-/// What every handler may use. Cheap to clone (pool, hasher and role set are shared).
+/// What every handler may use. Cheap to clone (the settings, pool and hasher are shared).
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
+    /// Everything configured, read where it is needed (not copied field by field).
+    pub settings: Arc<Settings>,
+    pub pool: Database,
     pub hasher: Hasher,
-    pub signup_roles: RoleSet,
-    pub require_email_confirmation: bool,
-    pub conceal_existing_emails: bool,
-    /// With concealment: the least time from the start of the signup transaction to the answer.
-    pub conceal_min_duration: Duration,
     /// `None` when SUPABASE_URL / GOTRUE_URL is not configured: login answers 503.
     pub gotrue: Option<GoTrueClient>,
+    /// `None` when CAPTCHA_PROVIDER is not set.
+    pub captcha: Option<CaptchaVerifier>,
     /// Wakes the outbox worker after a signup that queued a confirmation email.
     pub outbox_wake: Arc<Notify>,
     pub metrics: PrometheusHandle,
@@ -58,28 +60,22 @@ pub struct AppState {
     pub failed_logins: Arc<login::FailedLoginTimes>,
 }
 
-/// Per-client-IP request limits of the auth routes (0 = none), and the whole-request timeout.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub signup_per_minute: u32,
-    pub login_per_minute: u32,
-    pub request_timeout: Duration,
-}
-
-/// The API router, and the rate limiters' tables (to be pruned by [`RateLimitTables::prune`]).
-pub fn router(state: AppState, limits: Limits) -> (Router, RateLimitTables) {
+/// The API router (rate limits and request timeout from the settings), and the rate limiters'
+/// tables (to be pruned by [`RateLimitTables::prune`]).
+pub fn router(state: AppState) -> (Router, RateLimitTables) {
     let client_ip = state.client_ip;
+    let settings = Arc::clone(&state.settings);
     let mut tables = RateLimitTables::default();
     let signup = tables.limited(
         "/api/auth/signup",
         post(signup::signup),
-        limits.signup_per_minute,
+        settings.rate_limit_signup_per_minute,
         client_ip,
     );
     let login = tables.limited(
         "/api/auth/login",
         post(login::login),
-        limits.login_per_minute,
+        settings.rate_limit_login_per_minute,
         client_ip,
     );
     let router = Router::new()
@@ -94,7 +90,7 @@ pub fn router(state: AppState, limits: Limits) -> (Router, RateLimitTables) {
         // the JSON 503 `request_timeout` right outside it.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            limits.request_timeout,
+            settings.request_timeout,
         ))
         .layer(middleware::map_response(request_timeout_answer))
         .layer(middleware::from_fn(observe::track_requests))

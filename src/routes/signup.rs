@@ -4,12 +4,17 @@
 //! work (the hash is computed either way; for an existing email the insert fails on the unique
 //! index and writes nothing), so the answer does not tell whether an email is registered.
 //!
+//! DISABLE_SIGNUP, the password policy and the captcha (CAPTCHA_PROVIDER) apply as GoTrue applies
+//! them to its own signups, with GoTrue's error codes.
+//!
 //! With an `Idempotency-Key` header the key is claimed before the hash ([`crate::idempotency`])
 //! and completed with the answer inside the signup transaction; a repeat of the same request
 //! gets that answer again with `Idempotent-Replayed: true`.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -17,11 +22,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{AppState, JsonObject};
+use crate::captcha::CaptchaError;
 use crate::domain::{NewUser, SignupForm, ValidationErrors};
 use crate::error::{ApiError, ErrorResponse};
 use crate::idempotency::{self, HeldKey, IdempotencyKey, NextAction};
 use crate::observe;
-use crate::store::signup::{KeyCompletion, NewAccount, SignupError, create_account};
+use crate::store::signup::{self as transaction, KeyCompletion, SignupError, UserRecord};
 
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 /// Set on an answer replayed for a repeated Idempotency-Key.
@@ -38,12 +44,17 @@ pub struct SignupRequest {
     /// Trimmed and lower-cased; ASCII only, at most 254 bytes.
     #[schema(example = "ada@example.com")]
     email: String,
-    /// 8–256 characters, kept as typed.
+    /// At most 256 characters, kept as typed; PASSWORD_MIN_LENGTH (default 8) and
+    /// PASSWORD_REQUIRED_CHARACTERS apply.
     #[schema(example = "correct horse battery")]
     password: String,
     /// One of SIGNUP_ROLES (exact match).
     #[schema(example = "Creator")]
     role: String,
+    /// With CAPTCHA_PROVIDER set: the captcha widget's token.
+    captcha_token: Option<String>,
+    /// supabase-js's shape: `{"captcha_token": "…"}` (either field may carry the token).
+    gotrue_meta_security: Option<serde_json::Value>,
 }
 
 /// The answer of CONCEAL_EXISTING_EMAILS=true, for new and registered emails alike.
@@ -72,26 +83,28 @@ pub struct SignupResponse {
         (status = 201, description = "User, identity and profile committed in one transaction (or, with `Idempotent-Replayed: true`, the stored answer of the first request with this Idempotency-Key)", body = SignupResponse,
             headers(("Idempotent-Replayed" = String, description = "`true` on a replayed answer"))),
         (status = 202, description = "CONCEAL_EXISTING_EMAILS=true: same answer for new and registered emails", body = ConcealedResponse),
-        (status = 400, description = "`invalid_json`: malformed JSON, or not an object; `invalid_idempotency_key`", body = ErrorResponse),
+        (status = 400, description = "`invalid_json`: malformed JSON, or not an object; `invalid_idempotency_key`; `captcha_failed` (CAPTCHA_PROVIDER set: no `captcha_token`, or the provider refused it)", body = ErrorResponse),
         (status = 409, description = "`email_taken`; or `request_in_progress` (a request with this Idempotency-Key is still running; `Retry-After: 1`)", body = ErrorResponse),
         (status = 413, description = "`payload_too_large`: body over 16 KiB", body = ErrorResponse),
         (status = 415, description = "`unsupported_media_type`: not application/json", body = ErrorResponse),
-        (status = 422, description = "`validation_failed`, one entry per bad field; `idempotency_key_reused`: the key was used for a different request", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`, one entry per bad field; `weak_password`: the password fails PASSWORD_MIN_LENGTH / PASSWORD_REQUIRED_CHARACTERS (`weak_password.reasons`, and every bad field in `fields`); `signup_disabled` (DISABLE_SIGNUP=true); `idempotency_key_reused`: the key was used for a different request", body = ErrorResponse),
         (status = 429, description = "`rate_limited`: over RATE_LIMIT_SIGNUP_PER_MINUTE for this client IP", body = ErrorResponse,
             headers(("Retry-After" = String, description = "seconds"))),
         (status = 500, description = "`internal`", body = ErrorResponse),
-        (status = 503, description = "`overloaded` (hash queue full) or `request_timeout` (REQUEST_TIMEOUT_S passed; the signup may still commit), both with `Retry-After: 1`; or `database_unavailable`", body = ErrorResponse,
+        (status = 503, description = "`overloaded` (hash queue full) or `request_timeout` (REQUEST_TIMEOUT_S passed; the signup may still commit) or `captcha_unavailable` (the captcha provider is down or slow), with `Retry-After: 1`; or `database_unavailable`", body = ErrorResponse,
             headers(("Retry-After" = String, description = "seconds to wait"))),
     ))]
 #[tracing::instrument(name = "signup", skip_all, fields(user_id = tracing::field::Empty))]
 pub async fn signup(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<JsonObject, ApiError>,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
+    let client_ip = state.client_ip.resolve(&headers, Some(peer));
     let result = match (idempotency_key(&headers), body) {
-        (Ok(key), Ok(body)) => sign_up(&state, key, body).await,
+        (Ok(key), Ok(body)) => signup_answer(&state, client_ip, key, body).await,
         (Err(rejected), _) | (_, Err(rejected)) => Err(rejected),
     };
     let outcome = match &result {
@@ -122,12 +135,18 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
         .map_err(ApiError::InvalidIdempotencyKey)
 }
 
-async fn sign_up(
+/// The signup's answer: parse, claim the key, captcha, create the user, settle the key.
+async fn signup_answer(
     state: &AppState,
+    client_ip: Option<IpAddr>,
     key: Option<IdempotencyKey>,
-    body: JsonObject,
+    mut body: JsonObject,
 ) -> Result<Response, ApiError> {
+    if state.settings.disable_signup {
+        return Err(ApiError::SignupDisabled);
+    }
     let mut errors = ValidationErrors::default();
+    let captcha_token = body.take_captcha_token(&mut errors);
     let [name, email, password, role] =
         body.string_fields(["name", "email", "password", "role"], &mut errors);
     let form = SignupForm {
@@ -136,7 +155,7 @@ async fn sign_up(
         password,
         role,
     };
-    let user = NewUser::parse(form, &state.signup_roles, errors)?;
+    let user = NewUser::parse(form, &state.settings.signup, errors)?;
 
     // With a key: claim it before any work, or answer at once (replay, reused, in progress).
     let held = match key {
@@ -154,8 +173,35 @@ async fn sign_up(
             }
         }
     };
-    let created = create(state, &user, held.as_ref()).await;
+    // The captcha before any hashing (a replay above needs none: its token was spent already).
+    let created = match check_captcha(state, captcha_token.as_deref(), client_ip).await {
+        Ok(()) => create_user(state, &user, held.as_ref()).await,
+        Err(err) => Err(err),
+    };
     finish(held, created).await
+}
+
+/// With CAPTCHA_PROVIDER set: the token must be there and the provider must accept it.
+async fn check_captcha(
+    state: &AppState,
+    token: Option<&str>,
+    client_ip: Option<IpAddr>,
+) -> Result<(), ApiError> {
+    let Some(captcha) = &state.captcha else {
+        return Ok(());
+    };
+    let Some(token) = token else {
+        return Err(ApiError::CaptchaFailed("no captcha_token found".to_owned()));
+    };
+    match captcha.verify(token, client_ip).await {
+        Ok(()) => Ok(()),
+        Err(CaptchaError::Refused(codes)) => Err(ApiError::CaptchaFailed(if codes.is_empty() {
+            "the captcha was not accepted".to_owned()
+        } else {
+            codes.join(", ")
+        })),
+        Err(err) => Err(ApiError::CaptchaUnavailable(err)),
+    }
 }
 
 /// What the signup transaction came to.
@@ -176,7 +222,7 @@ enum Created {
 }
 
 /// Hash, then THE transaction (which also completes the key, if any).
-async fn create(
+async fn create_user(
     state: &AppState,
     user: &NewUser,
     key: Option<&HeldKey>,
@@ -193,9 +239,9 @@ async fn create(
         role: user.role.as_str().to_owned(),
         // Filled in from the profile the transaction wrote (here and in the stored answer).
         onboarding_completed: false,
-        email_confirmed: !state.require_email_confirmation,
+        email_confirmed: !state.settings.require_email_confirmation,
     };
-    let conceal = state.conceal_existing_emails;
+    let conceal = state.settings.conceal_existing_emails;
     let status = if conceal {
         StatusCode::ACCEPTED
     } else {
@@ -211,14 +257,14 @@ async fn create(
     };
     // Concealment: the answer leaves no earlier than this, whether the email was new (commit)
     // or taken (rollback), so the two cannot be told apart by their timing.
-    let until = tokio::time::Instant::now() + state.conceal_min_duration;
-    let created = create_account(
+    let until = tokio::time::Instant::now() + state.settings.conceal_min_duration;
+    let created = transaction::create_user(
         &state.pool,
-        NewAccount {
+        UserRecord {
             user_id,
             user,
             password_hash: &password_hash,
-            email_confirmed: !state.require_email_confirmation,
+            email_confirmed: !state.settings.require_email_confirmation,
             idempotency: key.zip(stored.as_ref()).map(|(held, body)| KeyCompletion {
                 key: held.key(),
                 claim: held.claim(),
@@ -232,7 +278,7 @@ async fn create(
     match created {
         Ok(created) => {
             tracing::info!("user signed up");
-            if state.require_email_confirmation {
+            if state.settings.require_email_confirmation {
                 state.outbox_wake.notify_one();
             }
             if conceal {
@@ -241,6 +287,10 @@ async fn create(
             }
             body.onboarding_completed = created.onboarding_completed;
             body.email_confirmed = created.email_confirmed_at.is_some();
+            // Through a JSON value, as a replay is (from the stored jsonb): one key order, so
+            // the first answer and its replays are the same bytes.
+            let body =
+                serde_json::to_value(&body).map_err(|e| ApiError::internal("answer to JSON", e))?;
             Ok(Created::Committed((status, Json(body)).into_response()))
         }
         Err(SignupError::EmailTaken) if conceal => {

@@ -1,12 +1,219 @@
 //! SQL only. Nothing outside this module writes SQL.
 
+pub mod inspect;
 pub mod outbox;
+pub mod pooler;
 pub mod profiles;
 pub mod schema_check;
 pub mod signup;
 
-use sqlx::PgPool;
+use std::ops::Deref;
+use std::time::Duration;
+
 use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::config::{DatabaseSettings, PoolMode};
+
+/// The service's pool, and how its statements get their `statement_timeout`: set once per
+/// connection (session mode), or by each transaction for itself (transaction-pool mode, where
+/// the server connection behind a client connection changes between transactions).
+#[derive(Clone, Debug)]
+pub struct Database {
+    pub pool: PgPool,
+    /// `Some` in transaction-pool mode.
+    per_transaction_timeout: Option<Duration>,
+}
+
+impl Database {
+    pub fn new(settings: &DatabaseSettings) -> Self {
+        Self {
+            pool: settings.pool(),
+            per_transaction_timeout: (settings.pool_mode == PoolMode::Transaction)
+                .then_some(settings.statement_timeout),
+        }
+    }
+
+    /// A transaction that holds through a transaction pooler (see [`Tx`]).
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        let Some(timeout) = self.per_transaction_timeout else {
+            return Ok(Tx::Session(self.pool.begin().await?));
+        };
+        // Owned by the `Tx` before the first byte is sent: if this future is dropped half way,
+        // the connection is closed rather than returned (see `Drop for Pooled`).
+        let mut tx = Tx::Pooled(Pooled {
+            conn: self.pool.acquire().await?,
+            open: true,
+        });
+        // One round trip: the timeout for this transaction only, and a savepoint to come back to
+        // if a statement fails (see `Tx::rollback`).
+        let begin = format!(
+            "BEGIN; SET LOCAL statement_timeout = {}; SAVEPOINT unit",
+            timeout.as_millis()
+        );
+        sqlx::Executor::execute(tx.conn(), begin.as_str()).await?;
+        Ok(tx)
+    }
+
+    /// True in transaction-pool mode: a statement must run in a [`Tx`] (see [`unit!`]).
+    pub fn needs_transaction(&self) -> bool {
+        self.per_transaction_timeout.is_some()
+    }
+}
+
+/// A transaction. Through a transaction pooler its server connection goes to another client
+/// when it ends, so it leaves nothing behind: it set its statement_timeout with `SET LOCAL`, and
+/// it ends with `DEALLOCATE ALL` (sqlx names its prepared statements even with its statement
+/// cache off; a name left on the server connection collides with the next client's, "prepared
+/// statement sqlx_s_1 already exists"). After a failed statement it first returns to its
+/// savepoint, since an aborted transaction runs nothing else. One that is dropped before it ends
+/// (a cancelled request) closes its client connection: the pooler then discards the server
+/// connection with its transaction and statements, where a queued `ROLLBACK` would have left the
+/// statements behind.
+pub enum Tx {
+    Session(Transaction<'static, Postgres>),
+    Pooled(Pooled),
+}
+
+/// A transaction-pool mode transaction's connection.
+pub struct Pooled {
+    conn: sqlx::pool::PoolConnection<Postgres>,
+    open: bool,
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        // Not ended (dropped mid-way, or its COMMIT / ROLLBACK failed): never hand this client
+        // connection to another transaction.
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+impl Pooled {
+    /// Statements in one round trip (the simple query protocol: nothing is prepared, so nothing
+    /// is left behind; the first that fails ends the batch).
+    async fn run_simple(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
+        sqlx::Executor::execute(&mut *self.conn, sql).await?;
+        Ok(())
+    }
+}
+
+impl Tx {
+    pub fn conn(&mut self) -> &mut sqlx::PgConnection {
+        match self {
+            Self::Session(tx) => tx,
+            Self::Pooled(pooled) => &mut pooled.conn,
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Session(tx) => tx.commit().await,
+            Self::Pooled(mut pooled) => {
+                pooled.run_simple("DEALLOCATE ALL; COMMIT").await?;
+                pooled.open = false;
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Session(tx) => tx.rollback().await,
+            Self::Pooled(mut pooled) => {
+                pooled
+                    .run_simple("ROLLBACK TO SAVEPOINT unit; DEALLOCATE ALL; ROLLBACK")
+                    .await?;
+                pooled.open = false;
+                Ok(())
+            }
+        }
+    }
+
+    /// Commits after `Ok`, rolls back after `Err` (whose error is the one returned).
+    pub async fn end<T, E: From<sqlx::Error>>(self, result: Result<T, E>) -> Result<T, E> {
+        match result {
+            Ok(value) => {
+                self.commit().await?;
+                Ok(value)
+            }
+            Err(err) => {
+                if let Err(rollback) = self.rollback().await {
+                    tracing::warn!(error = %rollback, "rollback failed");
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+/// A pool used in session mode (e.g. a check with its own connection).
+impl From<PgPool> for Database {
+    fn from(pool: PgPool) -> Self {
+        Self {
+            pool,
+            per_transaction_timeout: None,
+        }
+    }
+}
+
+impl Deref for Database {
+    type Target = PgPool;
+
+    fn deref(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// One statement's connection: a pooled connection in session mode, a [`Tx`] in
+/// transaction-pool mode (see [`unit!`]).
+pub enum Unit {
+    Connection(sqlx::pool::PoolConnection<Postgres>),
+    Transaction(Tx),
+}
+
+impl Unit {
+    pub async fn start(db: &Database) -> Result<Self, sqlx::Error> {
+        Ok(if db.needs_transaction() {
+            Self::Transaction(db.begin().await?)
+        } else {
+            Self::Connection(db.pool.acquire().await?)
+        })
+    }
+
+    pub fn conn(&mut self) -> &mut sqlx::PgConnection {
+        match self {
+            Self::Connection(conn) => conn,
+            Self::Transaction(tx) => tx.conn(),
+        }
+    }
+
+    /// Ends the transaction, if there is one, as `result` says.
+    pub async fn end<T, E: From<sqlx::Error>>(self, result: Result<T, E>) -> Result<T, E> {
+        match self {
+            Self::Connection(_) => result,
+            Self::Transaction(tx) => tx.end(result).await,
+        }
+    }
+}
+
+/// Runs one statement (`$body`, an expression that awaits on the executor `$conn`) with the
+/// statement timeout in force: on a pooled
+/// connection in session mode (one round trip); in a transaction that sets the timeout first in
+/// transaction-pool mode.
+macro_rules! unit {
+    ($db:expr, |$conn:ident| $body:expr) => {{
+        let mut unit = $crate::store::Unit::start($db).await?;
+        let result = {
+            let $conn = unit.conn();
+            $body
+        };
+        unit.end(result).await
+    }};
+}
+pub(crate) use unit;
 
 /// The migrations in `migrations/`, embedded in the binary: the same files `sqlx migrate run`
 /// applies.
@@ -17,8 +224,8 @@ pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
 }
 
 /// `select 1`: the database answers (readiness).
-pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
-    sqlx::query("select 1").execute(pool).await?;
+pub async fn ping(db: &Database) -> Result<(), StoreError> {
+    unit!(db, |conn| sqlx::query("select 1").execute(conn).await)?;
     Ok(())
 }
 

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{Database, StoreError, unit};
 
 /// A claimed row: locked (`FOR UPDATE SKIP LOCKED`) by the transaction that claimed it until
 /// that transaction ends, so no other worker or replica can take it meanwhile.
@@ -81,10 +81,12 @@ pub async fn mark_failed(conn: &mut PgConnection, id: i64, error: &str) -> Resul
 }
 
 /// Pending rows (the outbox backlog gauge, read at each metrics scrape).
-pub async fn pending_count(pool: &PgPool) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar!(
+pub async fn pending_count(db: &Database) -> Result<i64, StoreError> {
+    Ok(unit!(db, |conn| {
+        sqlx::query_scalar!(
         r#"select count(*) as "pending!" from atomic_signup.confirmation_outbox where status = 'pending'"#
     )
-    .fetch_one(pool)
-    .await?)
+    .fetch_one(conn)
+    .await
+    })?)
 }

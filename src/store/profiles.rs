@@ -1,10 +1,9 @@
 //! Reading `public.profiles` (login adds the profile to GoTrue's session).
 
 use serde::Serialize;
-use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{Database, StoreError, unit};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Profile {
@@ -21,19 +20,28 @@ pub struct LoginUser {
     pub profile: Option<Profile>,
 }
 
+/// What `find_profile_by_email` answers (the profile's columns are NULL without a profile).
+struct ProfileByEmail {
+    user_id: Uuid,
+    name: Option<String>,
+    role: Option<String>,
+    onboarding_completed: Option<bool>,
+}
+
 /// The user GoTrue would find for `email` (same lookup), with the profile if any; `None` when
 /// there is no such user.
 pub async fn find_user_by_email(
-    pool: &PgPool,
+    db: &Database,
     email: &str,
 ) -> Result<Option<LoginUser>, StoreError> {
-    let row = sqlx::query!(
+    let row = unit!(db, |conn| sqlx::query_as!(
+        ProfileByEmail,
         r#"select user_id as "user_id!", name, role, onboarding_completed
            from atomic_signup.find_profile_by_email($1)"#,
         email
     )
-    .fetch_optional(pool)
-    .await?;
+    .fetch_optional(conn)
+    .await)?;
     Ok(row.map(|r| LoginUser {
         user_id: r.user_id,
         profile: match (r.name, r.role, r.onboarding_completed) {
@@ -48,15 +56,15 @@ pub async fn find_user_by_email(
 }
 
 /// The user's profile; `None` for a user made outside this service.
-pub async fn find_profile(pool: &PgPool, user_id: Uuid) -> Result<Option<Profile>, StoreError> {
+pub async fn find_profile(db: &Database, user_id: Uuid) -> Result<Option<Profile>, StoreError> {
     // A SECURITY DEFINER function: profiles has RLS for the API roles, and the service's
     // least-privilege role reads through it (migrations/20261124000004_service_role.sql).
-    Ok(sqlx::query_as!(
+    Ok(unit!(db, |conn| sqlx::query_as!(
         Profile,
         r#"select name as "name!", role as "role!", onboarding_completed as "onboarding_completed!"
            from atomic_signup.find_profile($1)"#,
         user_id
     )
-    .fetch_optional(pool)
-    .await?)
+    .fetch_optional(conn)
+    .await)?)
 }

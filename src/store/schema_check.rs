@@ -2,9 +2,7 @@
 //! embedded migration is applied. Reads only pg_catalog (visible to any role) and, when the role
 //! may read it, sqlx's `_sqlx_migrations`.
 
-use sqlx::PgPool;
-
-use super::{MIGRATOR, StoreError};
+use super::{Database, MIGRATOR, StoreError, unit};
 
 /// Tables and the columns of each that the service writes or reads.
 const TABLES: [(&str, &[&str]); 6] = [
@@ -110,11 +108,18 @@ const FUNCTIONS: [&str; 9] = [
 ///
 /// Objects are looked up in `pg_catalog` by name (not with `to_regclass`, which needs USAGE on
 /// the schema: the least-privilege role has none on `auth`).
-pub async fn missing_schema(pool: &PgPool) -> Result<Vec<String>, StoreError> {
+pub async fn missing_schema(db: &Database) -> Result<Vec<String>, StoreError> {
+    let mut missing = missing_objects(db).await?;
+    missing.extend(unapplied_migrations(db).await?);
+    Ok(missing)
+}
+
+/// The tables, columns and functions of [`missing_schema`], without the migrations.
+pub async fn missing_objects(db: &Database) -> Result<Vec<String>, StoreError> {
     let mut missing = Vec::new();
     for (table, columns) in TABLES {
-        let (schema, name) = table.split_once('.').unwrap_or(("public", table));
-        let present: Option<Vec<String>> = sqlx::query_scalar!(
+        let (schema, name, _) = object_parts(table);
+        let present: Option<Vec<String>> = unit!(db, |conn| sqlx::query_scalar!(
             "select case when c.oid is null then null else \
                array(select a.attname::text from pg_catalog.pg_attribute a \
                      where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped) end \
@@ -125,8 +130,8 @@ pub async fn missing_schema(pool: &PgPool) -> Result<Vec<String>, StoreError> {
             schema,
             name
         )
-        .fetch_one(pool)
-        .await?;
+        .fetch_one(conn)
+        .await)?;
         match present {
             None => missing.push(format!("table {table}")),
             Some(present) => {
@@ -142,12 +147,8 @@ pub async fn missing_schema(pool: &PgPool) -> Result<Vec<String>, StoreError> {
         }
     }
     for function in FUNCTIONS {
-        let (qualified, arguments) = function
-            .trim_end_matches(')')
-            .split_once('(')
-            .unwrap_or((function, ""));
-        let (schema, name) = qualified.split_once('.').unwrap_or(("public", qualified));
-        let exists: bool = sqlx::query_scalar!(
+        let (schema, name, arguments) = object_parts(function);
+        let exists: bool = unit!(db, |conn| sqlx::query_scalar!(
             r#"select exists (
                  select 1 from pg_catalog.pg_proc p
                  join pg_catalog.pg_namespace n on n.oid = p.pronamespace
@@ -158,38 +159,50 @@ pub async fn missing_schema(pool: &PgPool) -> Result<Vec<String>, StoreError> {
             name,
             arguments
         )
-        .fetch_one(pool)
-        .await?;
+        .fetch_one(conn)
+        .await)?;
         if !exists {
             missing.push(format!("function {function}"));
         }
     }
-    missing.extend(unapplied_migrations(pool).await?);
     Ok(missing)
+}
+
+/// `schema.name(argument types)` → (schema, name, argument types without spaces or parentheses);
+/// a name without a schema is in `public`, one without parentheses has no arguments.
+pub(super) fn object_parts(object: &str) -> (&str, &str, &str) {
+    let (qualified, arguments) = object
+        .trim_end_matches(')')
+        .split_once('(')
+        .unwrap_or((object, ""));
+    let (schema, name) = qualified.split_once('.').unwrap_or(("public", qualified));
+    (schema, name, arguments)
 }
 
 /// Embedded migrations the database has not applied (or applied and failed). Empty when the
 /// role may not read `_sqlx_migrations` (a least-privilege role): the functions checked above
 /// then stand for the migrations.
-async fn unapplied_migrations(pool: &PgPool) -> Result<Vec<String>, StoreError> {
-    let applied: Vec<(i64, bool)> =
-        match sqlx::query!("select version, success from _sqlx_migrations")
-            .fetch_all(pool)
-            .await
+async fn unapplied_migrations(db: &Database) -> Result<Vec<String>, StoreError> {
+    let rows: Result<Vec<(i64, bool)>, sqlx::Error> = unit!(db, |conn| sqlx::query!(
+        "select version, success from _sqlx_migrations"
+    )
+    .fetch_all(conn)
+    .await
+    .map(|rows| rows.into_iter().map(|r| (r.version, r.success)).collect()));
+    let applied: Vec<(i64, bool)> = match rows {
+        Ok(rows) => rows,
+        Err(sqlx::Error::Database(db))
+            if matches!(db.code().as_deref(), Some("42501" | "42P01")) =>
         {
-            Ok(rows) => rows.into_iter().map(|r| (r.version, r.success)).collect(),
-            Err(sqlx::Error::Database(db))
-                if matches!(db.code().as_deref(), Some("42501" | "42P01")) =>
-            {
-                // No right to read it, or no such table (then the checks above fail anyway).
-                tracing::info!(
-                    "migrations not compared: this role may not read _sqlx_migrations \
+            // No right to read it, or no such table (then the checks above fail anyway).
+            tracing::info!(
+                "migrations not compared: this role may not read _sqlx_migrations \
                      (the tables and functions above were checked)"
-                );
-                return Ok(Vec::new());
-            }
-            Err(err) => return Err(err.into()),
-        };
+            );
+            return Ok(Vec::new());
+        }
+        Err(err) => return Err(err.into()),
+    };
     Ok(MIGRATOR
         .iter()
         .filter(|m| !applied.iter().any(|(v, ok)| *v == m.version && *ok))

@@ -1,7 +1,8 @@
 //! THE signup transaction.
 //!
 //! One statement, `select … from atomic_signup.create_user_idempotent(…)`, sent in autocommit
-//! mode: Postgres runs it as one transaction, in one round trip. It calls `create_user`
+//! mode: Postgres runs it as one transaction, in one round trip (in transaction-pool mode it runs
+//! inside an explicit transaction instead, see [`super::Tx`]). It calls `create_user`
 //! (migrations/20261124000003_signup_function.sql), which inserts `auth.users`,
 //! `auth.identities` and `public.profiles` in that order, and with an Idempotency-Key completes
 //! the key (migrations/20261125000005_idempotency_keys.sql); if anything fails, none of the rows
@@ -11,11 +12,10 @@
 //! `auth.users.email` makes exactly one of two concurrent signups with one email win, and the
 //! other gets a unique violation, answered 409.
 
-use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{Database, StoreError, unit};
 use crate::domain::NewUser;
 use crate::password::PasswordHash;
 
@@ -26,7 +26,9 @@ const EMAIL_UNIQUE_INDEXES: [&str; 2] = ["users_email_partial_key", "users_email
 /// SQLSTATE raised by create_user_idempotent when the request no longer holds its key.
 const KEY_LOST: &str = "AS409";
 
-pub struct NewAccount<'a> {
+/// What the transaction writes: the user, its identity and profile (from the parsed
+/// [`NewUser`] and the hash), and the key's answer.
+pub struct UserRecord<'a> {
     pub user_id: Uuid,
     pub user: &'a NewUser,
     pub password_hash: &'a PasswordHash,
@@ -46,8 +48,9 @@ pub struct KeyCompletion<'a> {
     pub body: &'a serde_json::Value,
 }
 
+/// What the transaction returns of the rows it wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreatedAccount {
+pub struct CreatedUser {
     pub email_confirmed_at: Option<OffsetDateTime>,
     pub onboarding_completed: bool,
 }
@@ -84,34 +87,34 @@ impl From<sqlx::Error> for SignupError {
     }
 }
 
-pub async fn create_account(
-    pool: &PgPool,
-    account: NewAccount<'_>,
-) -> Result<CreatedAccount, SignupError> {
+pub async fn create_user(
+    db: &Database,
+    record: UserRecord<'_>,
+) -> Result<CreatedUser, SignupError> {
     let started = std::time::Instant::now();
-    let key = account.idempotency.as_ref();
+    let key = record.idempotency.as_ref();
     let status = key
         .map(|k| i16::try_from(k.status))
         .transpose()
         .map_err(|_| StoreError::Invalid("an HTTP status beyond smallint"))?;
-    let result = sqlx::query_as!(
-        CreatedAccount,
+    let result = unit!(db, |conn| sqlx::query_as!(
+        CreatedUser,
         r#"select out_email_confirmed_at as "email_confirmed_at?",
                   out_onboarding_completed as "onboarding_completed!"
            from atomic_signup.create_user_idempotent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
-        account.user_id,
-        account.user.email.as_str(),
-        account.password_hash.as_str(),
-        account.user.name.as_str(),
-        account.user.role.as_str(),
-        account.email_confirmed,
+        record.user_id,
+        record.user.email.as_str(),
+        record.password_hash.as_str(),
+        record.user.name.as_str(),
+        record.user.role.as_str(),
+        record.email_confirmed,
         key.map(|k| k.key),
         key.map(|k| k.claim),
         status,
         key.map(|k| k.body),
     )
-    .fetch_one(pool)
-    .await;
+    .fetch_one(conn)
+    .await);
     metrics::histogram!(crate::observe::SIGNUP_TRANSACTION_DURATION)
         .record(started.elapsed().as_secs_f64());
     Ok(result?)

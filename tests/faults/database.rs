@@ -344,7 +344,11 @@ async fn connections_cut_mid_flight_leave_every_signup_whole_or_absent() {
     // Each signup statement takes 20 ms more, so that a cut finds statements in flight.
     support::slow_profile_inserts(&db, 0.02).await;
     let proxy = Proxy::start(pg.addr()).await;
-    let app = TestApp::spawn_on(db.reached_at(proxy.addr()), fault_settings).await;
+    let app = TestApp::builder()
+        .on(db.reached_at(proxy.addr()))
+        .configure(fault_settings)
+        .spawn()
+        .await;
     let client = http_client();
 
     let started = Instant::now();
@@ -405,7 +409,11 @@ async fn a_paused_database_gets_fast_503s_and_signups_succeed_after_unpause() {
     const PAUSE: Duration = Duration::from_secs(5);
     let pg = DedicatedPostgres::start().await;
     let db = pg.migrated_db().await;
-    let app = TestApp::spawn_on(db.clone(), fault_settings).await;
+    let app = TestApp::builder()
+        .on(db.clone())
+        .configure(fault_settings)
+        .spawn()
+        .await;
     let client = http_client();
     assert_eq!(readyz(&client, &app.address).await.0, 200);
 
@@ -462,7 +470,11 @@ async fn a_restarted_database_is_reconnected_without_restarting_the_service() {
     let mut pg = DedicatedPostgres::start().await;
     let db = pg.migrated_db().await;
     let proxy = Proxy::start(pg.addr()).await;
-    let app = TestApp::spawn_on(db.reached_at(proxy.addr()), fault_settings).await;
+    let app = TestApp::builder()
+        .on(db.reached_at(proxy.addr()))
+        .configure(fault_settings)
+        .spawn()
+        .await;
     let client = http_client();
 
     let load = Load::start(&app, &client, "restart", usize::MAX);

@@ -97,7 +97,7 @@ fn check(answers: &[Answer]) {
 #[tokio::test]
 async fn fifty_signups_for_one_email_through_many_doors_make_exactly_one_user() {
     let a = TestApp::spawn().await;
-    let b = a.another_instance(|_| {}).await;
+    let b = a.another_instance().spawn().await;
     // Half with the shared key, half without; then all with it; then none with it.
     let rounds: [(&str, Keyed); 3] = [
         ("half", |i| i % 2 == 0),

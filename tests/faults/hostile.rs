@@ -20,10 +20,10 @@ use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::gotrue_double::Endpoint;
 use crate::support::{
     self, TestApp, TestDb, assert_error, assert_invariants, signup_body, status_json,
 };
+use gotrue_double::Endpoint;
 
 const SIGNUP: &str = "/api/auth/signup";
 const LOGIN: &str = "/api/auth/login";
@@ -43,6 +43,7 @@ const SIGNUP_ANSWERS: &[(u16, &str)] = &[
     (413, "payload_too_large"),
     (415, "unsupported_media_type"),
     (422, "validation_failed"),
+    (422, "weak_password"),
     (422, "idempotency_key_reused"),
 ];
 const LOGIN_ANSWERS: &[(u16, &str)] = &[
@@ -813,7 +814,7 @@ fn assert_all_seen(stats: &BTreeMap<u16, usize>, statuses: &[u16]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_signup_requests_never_get_a_5xx_or_leave_a_partial_row() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     let handle = tokio::runtime::Handle::current();
     let stats = Mutex::new(BTreeMap::new());
     // user id → the name sent (trimmed), of every 201 (a replay under an Idempotency-Key
@@ -872,7 +873,7 @@ async fn hostile_signup_requests_never_get_a_5xx_or_leave_a_partial_row() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_login_requests_never_get_a_5xx_or_write_a_row() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     for email in [CONFIRMED, UNCONFIRMED, BANNED] {
         let res = app.signup(&signup_body("Seed", email, "Creator")).await;
         assert_eq!(res.status(), 201, "seed {email}");
@@ -997,7 +998,7 @@ const NAMES_REJECTED: &[&str] = &[
 
 #[tokio::test]
 async fn sql_looking_and_unicode_tricky_names_are_stored_byte_for_byte() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     let mut ids = Vec::new();
     for (i, (sent, stored)) in NAMES_STORED.iter().enumerate() {
         let email = format!("name{i}@example.com");
@@ -1102,7 +1103,7 @@ const EMAILS_SQL_BUT_VALID: &[&str] = &[
 
 #[tokio::test]
 async fn unicode_and_sql_looking_emails_are_rejected_or_stored_verbatim_never_executed() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     let (status, _) = status_json(
         app.signup(&signup_body("Admin", "admin@example.com", "Creator"))
             .await,
@@ -1184,7 +1185,7 @@ async fn unicode_and_sql_looking_emails_are_rejected_or_stored_verbatim_never_ex
 
 #[tokio::test]
 async fn lone_surrogates_and_raw_control_bytes_in_json_strings_are_400() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     for body in [
         r#"{"name":"\ud800","email":"s1@example.com","password":"correct horse battery","role":"Creator"}"#,
         r#"{"name":"\udc00\ud800","email":"s2@example.com","password":"correct horse battery","role":"Creator"}"#,

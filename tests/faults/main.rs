@@ -50,15 +50,17 @@ fn rss_kib() -> u64 {
 async fn a_thousand_concurrent_signups_get_only_201_or_503_overloaded() {
     // Every 201 is in the database; every other answer is a clean 503 with Retry-After.
     raise_open_file_limit();
-    let app = TestApp::spawn_with(|s| {
-        s.hash_queue_per_core = 2;
-        s.argon2 = HashSettings {
-            memory_kib: 4096,
-            iterations: 2,
-            parallelism: 1,
-        };
-    })
-    .await;
+    let app = TestApp::builder()
+        .configure(|s| {
+            s.hash_queue_per_core = 2;
+            s.argon2 = HashSettings {
+                memory_kib: 4096,
+                iterations: 2,
+                parallelism: 1,
+            };
+        })
+        .spawn()
+        .await;
     let client = support::http_client_builder()
         .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(120))
@@ -118,8 +120,10 @@ async fn a_thousand_concurrent_signups_get_only_201_or_503_overloaded() {
 
 #[tokio::test]
 async fn a_statement_over_statement_timeout_is_503_and_writes_nothing() {
-    let app =
-        TestApp::spawn_with(|s| s.database.statement_timeout = Duration::from_millis(200)).await;
+    let app = TestApp::builder()
+        .configure(|s| s.database.statement_timeout = Duration::from_millis(200))
+        .spawn()
+        .await;
     // A slow profile insert (a stand-in for a stuck database) inside the signup statement.
     support::slow_profile_inserts(&app.db, 2.0).await;
     let started = std::time::Instant::now();
@@ -196,11 +200,14 @@ async fn sigterm_lets_an_in_flight_signup_commit_then_exits() {
 
 #[tokio::test]
 async fn rate_limits_per_client_ip_answer_429_with_retry_after() {
-    let app = TestApp::spawn_with_gotrue(|s| {
-        s.rate_limit_signup_per_minute = 3;
-        s.rate_limit_login_per_minute = 2;
-    })
-    .await;
+    let app = TestApp::builder()
+        .gotrue()
+        .configure(|s| {
+            s.rate_limit_signup_per_minute = 3;
+            s.rate_limit_login_per_minute = 2;
+        })
+        .spawn()
+        .await;
     let mut statuses = Vec::new();
     for i in 0..4 {
         statuses.push(
@@ -248,11 +255,14 @@ async fn rate_limits_per_client_ip_answer_429_with_retry_after() {
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_ip_is_the_client() {
-    let app = TestApp::spawn_with_gotrue(|s| {
-        s.rate_limit_signup_per_minute = 1;
-        s.trust_forwarded_for = true;
-    })
-    .await;
+    let app = TestApp::builder()
+        .gotrue()
+        .configure(|s| {
+            s.rate_limit_signup_per_minute = 1;
+            s.trust_forwarded_for = true;
+        })
+        .spawn()
+        .await;
     let signup_from = |ip: &'static str, email: &'static str| {
         app.client
             .post(format!("{}/api/auth/signup", app.address))
@@ -293,7 +303,7 @@ async fn behind_a_trusted_proxy_the_forwarded_ip_is_the_client() {
         .unwrap();
     let call = app
         .double()
-        .calls_to(support::gotrue_double::Endpoint::Token)
+        .calls_to(gotrue_double::Endpoint::Token)
         .pop()
         .unwrap();
     assert_eq!(call.forwarded_for.as_deref(), Some("192.0.2.44"));
@@ -301,11 +311,13 @@ async fn behind_a_trusted_proxy_the_forwarded_ip_is_the_client() {
 
 #[tokio::test]
 async fn a_request_over_request_timeout_is_503_request_timeout_at_once() {
-    let app = TestApp::spawn_with(|s| {
-        s.database.statement_timeout = Duration::from_secs(30);
-        s.request_timeout = Duration::from_secs(1);
-    })
-    .await;
+    let app = TestApp::builder()
+        .configure(|s| {
+            s.database.statement_timeout = Duration::from_secs(30);
+            s.request_timeout = Duration::from_secs(1);
+        })
+        .spawn()
+        .await;
     // The statement is slower than the request timeout (and well within statement_timeout).
     support::slow_profile_inserts(&app.db, 3.0).await;
     let started = std::time::Instant::now();
@@ -324,7 +336,7 @@ async fn a_request_over_request_timeout_is_503_request_timeout_at_once() {
     );
     // The statement the server was already running may still commit (that is why a retry should
     // carry the same Idempotency-Key); either way the signup is whole or absent.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    support::wait_until_no_statement_runs(&app.db).await;
     let (users, identities, profiles) = support::counts(&app.db).await;
     assert!(
         users == identities && identities == profiles && users <= 1,

@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::support::gotrue_double::{ANON_KEY, Endpoint, Fault, GoTrueDouble};
 use crate::support::{self, ServiceProcess, TestDb, assert_invariants, eventually, signup_body};
+use gotrue_double::{ANON_KEY, Endpoint, Fault, GoTrueDouble};
 
 /// The service binary, with GoTrue = `double` and short timeouts, up and answering.
 async fn start_binary(db: &TestDb, double: &GoTrueDouble) -> ServiceProcess {

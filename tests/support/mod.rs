@@ -2,8 +2,7 @@
 //! checks GoTrue applies to rows and hashes (see `gotrue.rs`).
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
-pub mod gotrue;
-pub mod gotrue_double;
+pub mod pgbouncer;
 pub mod postgres;
 pub mod proxy;
 
@@ -16,9 +15,8 @@ use atomic_signup::config::OutboxSettings;
 use atomic_signup::config::{
     DatabaseSettings, DatabaseUrl, GoTrueSettings, IdempotencySettings, Settings,
 };
-use atomic_signup::domain::RoleSet;
+use atomic_signup::domain::SignupRules;
 use atomic_signup::idempotency::FingerprintSecret;
-use atomic_signup::password::Hasher;
 use atomic_signup::startup::Application;
 use gotrue_double::GoTrueDouble;
 use serde_json::{Value, json};
@@ -44,7 +42,6 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The GoTrue double, when the app was spawned with one.
     pub gotrue: Option<GoTrueDouble>,
-    pub hasher: Hasher,
     stop: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -68,12 +65,16 @@ pub fn test_settings(db: &TestDb) -> Settings {
     Settings {
         database: DatabaseSettings {
             url: DatabaseUrl::from_options(db.options.clone()),
+            pool_mode: atomic_signup::config::PoolMode::Session,
+            migrate_url: None,
             max_connections: 10,
             statement_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(2),
         },
         bind_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        signup_roles: RoleSet::default(),
+        signup: SignupRules::default(),
+        disable_signup: false,
+        captcha: None,
         require_email_confirmation: true,
         conceal_existing_emails: false,
         conceal_min_duration: Duration::from_millis(100),
@@ -95,38 +96,97 @@ pub fn test_settings(db: &TestDb) -> Settings {
             purge_interval: Duration::from_secs(3600),
         },
         outbox: OutboxSettings::default(),
+        cors: atomic_signup::config::CorsSettings::default(),
+    }
+}
+
+/// Builds a [`TestApp`] (crates.io's `TestAppBuilder`): `TestApp::builder().gotrue()
+/// .configure(|s| …).spawn().await`.
+pub struct TestAppBuilder<'a> {
+    db: Option<TestDb>,
+    gotrue: GoTrue,
+    configure: Vec<Configure<'a>>,
+}
+
+/// One change to the settings.
+type Configure<'a> = Box<dyn FnOnce(&mut Settings) + 'a>;
+
+enum GoTrue {
+    None,
+    /// A new double on the app's database.
+    New,
+    Existing(GoTrueDouble),
+}
+
+impl<'a> TestAppBuilder<'a> {
+    /// Use this database (e.g. to restart on it) instead of a fresh one.
+    pub fn on(mut self, db: TestDb) -> Self {
+        self.db = Some(db);
+        self
+    }
+
+    /// A GoTrue double reading the app's database (login and the outbox worker work).
+    pub fn gotrue(mut self) -> Self {
+        self.gotrue = GoTrue::New;
+        self
+    }
+
+    /// This GoTrue double (shared with another instance).
+    pub fn double(mut self, double: GoTrueDouble) -> Self {
+        self.gotrue = GoTrue::Existing(double);
+        self
+    }
+
+    /// Changes the settings after the test defaults; applied in order.
+    pub fn configure(mut self, configure: impl FnOnce(&mut Settings) + 'a) -> Self {
+        self.configure.push(Box::new(configure));
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let db = match self.db {
+            Some(db) => db,
+            None => TestDb::migrated().await,
+        };
+        let gotrue = match self.gotrue {
+            GoTrue::None => None,
+            GoTrue::New => Some(GoTrueDouble::start(db.pool.clone()).await),
+            GoTrue::Existing(double) => Some(double),
+        };
+        TestApp::start(db, gotrue, |settings| {
+            for configure in self.configure {
+                configure(settings);
+            }
+        })
+        .await
     }
 }
 
 impl TestApp {
+    /// The service on a fresh migrated database, default test settings, no GoTrue.
     pub async fn spawn() -> Self {
-        Self::spawn_with(|_| {}).await
+        Self::builder().spawn().await
     }
 
-    /// A migrated database and the service on it, with `configure` applied to the settings.
-    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
-        Self::spawn_on(TestDb::migrated().await, configure).await
+    /// What to spawn: the database (fresh unless [`TestAppBuilder::on`]), the GoTrue double
+    /// (none unless [`TestAppBuilder::gotrue`] or [`TestAppBuilder::double`]), and changes to
+    /// the settings.
+    pub fn builder<'a>() -> TestAppBuilder<'a> {
+        TestAppBuilder {
+            db: None,
+            gotrue: GoTrue::None,
+            configure: Vec::new(),
+        }
     }
 
-    pub async fn spawn_on(db: TestDb, configure: impl FnOnce(&mut Settings)) -> Self {
-        Self::start(db, None, configure).await
-    }
-
-    /// A migrated database, a GoTrue double reading it, and the service using the double.
-    pub async fn spawn_with_gotrue(configure: impl FnOnce(&mut Settings)) -> Self {
-        let db = TestDb::migrated().await;
-        let double = GoTrueDouble::start(db.pool.clone()).await;
-        Self::start(db, Some(double), configure).await
-    }
-
-    /// The service (with its outbox worker) on an existing database, using `double` for GoTrue.
-    pub async fn spawn_on_with_double(db: TestDb, double: GoTrueDouble) -> Self {
-        Self::start(db, Some(double), |_| {}).await
-    }
-
-    /// Another instance of the service (a replica, or a restart) on the same database and double.
-    pub async fn another_instance(&self, configure: impl FnOnce(&mut Settings)) -> Self {
-        Self::start(self.db.clone(), self.gotrue.clone(), configure).await
+    /// Another instance of the service (a replica, or a restart) on the same database and
+    /// double.
+    pub fn another_instance<'a>(&self) -> TestAppBuilder<'a> {
+        let builder = Self::builder().on(self.db.clone());
+        match &self.gotrue {
+            Some(double) => builder.double(double.clone()),
+            None => builder,
+        }
     }
 
     async fn start(
@@ -142,6 +202,13 @@ impl TestApp {
         if let Some(double) = &gotrue {
             use_double(&mut settings, double);
         }
+        // TEST_POOLER=pgbouncer: the service reaches its database through PgBouncer in
+        // transaction mode (the test's own checks stay direct).
+        if std::env::var("TEST_POOLER").as_deref() == Ok("pgbouncer") {
+            settings.database.url =
+                DatabaseUrl::from_options(postgres::through_pgbouncer(&db).await);
+            settings.database.pool_mode = atomic_signup::config::PoolMode::Transaction;
+        }
         configure(&mut settings);
         let app = Application::build(settings).await.expect("build the app");
         let address = format!("http://{}", app.local_addr().expect("local addr"));
@@ -149,7 +216,6 @@ impl TestApp {
             .metrics_addr()
             .map(|a| format!("http://{a}"))
             .unwrap_or_default();
-        let hasher = app.hasher();
         let stop = CancellationToken::new();
         let server = tokio::spawn(app.run_until(stop.clone().cancelled_owned()));
         Self {
@@ -158,7 +224,6 @@ impl TestApp {
             db,
             client: http_client(),
             gotrue,
-            hasher,
             stop,
             server,
         }
@@ -346,6 +411,23 @@ pub fn database_url(db: &TestDb, user: &str, password: &str) -> String {
     )
 }
 
+/// The real binary run once with `args` (e.g. `migrate`, `check --json`), a clean environment
+/// plus `vars`, JSON logs, in the temp dir (no `.env`); it must finish within 60 s.
+pub async fn run_binary(args: &[&str], vars: &[(&str, &str)]) -> std::process::Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_atomic-signup"));
+    command
+        .args(args)
+        .env_clear()
+        .env("LOG_FORMAT", "json")
+        .envs(vars.iter().copied())
+        .current_dir(std::env::temp_dir())
+        .kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .unwrap_or_else(|_| panic!("atomic-signup {args:?} finishes within 60 s"))
+        .unwrap_or_else(|e| panic!("run atomic-signup {args:?}: {e}"))
+}
+
 /// The real binary, `serve` on 127.0.0.1 (a port of its own choosing) against `database_url`,
 /// with a clean environment (no `.env`: it runs in the temp dir), JSON logs, killed when dropped.
 /// Tests add their own variables, then [`ServiceProcess::start`] it.
@@ -434,6 +516,38 @@ impl ServiceProcess {
         }
     }
 
+    /// `http://<addr>` of the metrics listener, read from its "metrics listening" log line (the
+    /// command must have set `METRICS_BIND_ADDR`, e.g. `127.0.0.1:0`).
+    pub async fn metrics_base(&self) -> String {
+        let found = || {
+            self.logs().lines().find_map(|line| {
+                let event = serde_json::from_str::<Value>(line).ok()?;
+                (event["message"] == "metrics listening")
+                    .then(|| event["addr"].as_str().map(|a| format!("http://{a}")))
+                    .flatten()
+            })
+        };
+        assert!(
+            eventually(Duration::from_secs(10), || async { found().is_some() }).await,
+            "the service never logged its metrics address:\n{}",
+            self.logs()
+        );
+        found().unwrap()
+    }
+
+    /// The metrics page of this process (see [`ServiceProcess::metrics_base`]).
+    pub async fn metrics_text(&self) -> String {
+        let url = format!("{}/metrics", self.metrics_base().await);
+        http_client()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Everything the process wrote to stdout and stderr so far.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
@@ -486,4 +600,35 @@ pub async fn least_privilege_login(db: &TestDb) -> sqlx::postgres::PgConnectOpti
     .await
     .expect("create the least-privilege role");
     db.options.clone().username(&role).password("app-pw")
+}
+
+/// Asserts that `err` is a database error with SQLSTATE `code` (e.g. 42501, insufficient
+/// privilege); `what` names the statement in the failure message.
+#[track_caller]
+pub fn assert_sqlstate(err: &sqlx::Error, code: &str, what: &str) {
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some(code),
+        "{what}: {err}"
+    );
+}
+
+/// Waits (up to 30 s) until no other session of the test database runs a statement: e.g. a
+/// signup statement whose request was cut off but which the database still executes.
+pub async fn wait_until_no_statement_runs(db: &TestDb) {
+    let running = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from pg_stat_activity \
+             where datname = current_database() and pid <> pg_backend_pid() \
+               and backend_type = 'client backend' and state <> 'idle'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+            == 0
+    };
+    assert!(
+        eventually(Duration::from_secs(30), running).await,
+        "a statement still runs after 30 s"
+    );
 }

@@ -268,8 +268,33 @@ impl DedicatedPostgres {
     }
 
     /// `docker pause`: every process of the server frozen; TCP connections stay open.
+    ///
+    /// The cgroup freezer gives up when a process does not freeze in time (one in uninterruptible
+    /// sleep, e.g. waiting for an fsync): runc then thaws the container and `docker pause` fails
+    /// with "unable to freeze" (seen once in 5 runs of the suite on a clean clone). That is the
+    /// machine, not the service: try again, a few times.
     pub async fn pause(&self) {
-        docker(&["pause", &self.id]).await;
+        for _ in 0..10 {
+            let output = tokio::process::Command::new("docker")
+                .args(["pause", &self.id])
+                .output()
+                .await
+                .expect("run docker");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if output.status.success() {
+                return;
+            }
+            assert!(
+                stderr.contains("unable to freeze"),
+                "docker pause {}: {stderr}",
+                self.id
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!(
+            "docker pause {}: the container never froze in 10 tries",
+            self.id
+        );
     }
 
     pub async fn unpause(&self) {
@@ -324,4 +349,22 @@ async fn docker(args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `db` reached through the binary's PgBouncer in transaction mode (see `pgbouncer.rs`).
+pub async fn through_pgbouncer(db: &TestDb) -> PgConnectOptions {
+    let bouncer = pgbouncer_for_server().await;
+    bouncer.options(server().await.get_username(), &db.name)
+}
+
+/// The binary's PgBouncer, in front of the shared server.
+pub async fn pgbouncer_for_server() -> &'static super::pgbouncer::PgBouncer {
+    let server = server().await;
+    // The server's password: the container's is `postgres`; TEST_DATABASE_URL names its own.
+    let password = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .and_then(|url| reqwest::Url::parse(&url).ok())
+        .and_then(|url| url.password().map(str::to_owned))
+        .unwrap_or_else(|| "postgres".to_owned());
+    super::pgbouncer::PgBouncer::shared(server, &password).await
 }

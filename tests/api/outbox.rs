@@ -1,13 +1,13 @@
 //! Confirmation emails through the transactional outbox, delivered by the worker via the GoTrue
 //! double's /resend; and the concealing mode of signup.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use gotrue_double::{Endpoint, Fault};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
-use support::gotrue_double::{Endpoint, Fault};
 use support::{TestApp, TestDb, counts, eventually, signup_body, status_json};
 use uuid::Uuid;
 
@@ -44,9 +44,17 @@ async fn signed_up(app: &TestApp, email: &str) -> Uuid {
     body["user_id"].as_str().unwrap().parse().unwrap()
 }
 
+/// Signs `email` up and waits until the worker has mailed it: a worker poll that happened after
+/// everything before it, so "nothing else was sent" can be checked without sleeping.
+async fn barrier(app: &TestApp, double: &gotrue_double::GoTrueDouble, email: &str) {
+    signed_up(app, email).await;
+    let mailed = || async { double.mails().iter().any(|m| m == email) };
+    assert!(eventually(WAIT, mailed).await, "{email} was never mailed");
+}
+
 #[tokio::test]
 async fn a_signup_queues_one_row_and_the_worker_delivers_it_exactly_once() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     let user = signed_up(&app, "mail@example.com").await;
     let queued: (Uuid, i64) =
         sqlx::query_as("select user_id, count(*) over () from atomic_signup.confirmation_outbox")
@@ -60,10 +68,13 @@ async fn a_signup_queues_one_row_and_the_worker_delivers_it_exactly_once() {
         "{:?}",
         outbox_rows(&app.db).await
     );
-    tokio::time::sleep(Duration::from_millis(300)).await; // a few more worker polls
-    assert_eq!(app.double().mails(), ["mail@example.com"]);
+    barrier(&app, app.double(), "later@example.com").await;
+    assert_eq!(
+        app.double().mails(),
+        ["mail@example.com", "later@example.com"]
+    );
     let resends = app.double().calls_to(Endpoint::Resend);
-    assert_eq!(resends.len(), 1);
+    assert_eq!(resends.len(), 2);
     assert!(resends[0].apikey_ok);
     let row = &outbox_rows(&app.db).await[0];
     assert_eq!(
@@ -82,16 +93,20 @@ async fn a_signup_queues_one_row_and_the_worker_delivers_it_exactly_once() {
 
 #[tokio::test]
 async fn no_outbox_row_when_confirmation_is_not_required() {
-    let app = TestApp::spawn_with_gotrue(|s| s.require_email_confirmation = false).await;
+    let app = TestApp::builder()
+        .gotrue()
+        .configure(|s| s.require_email_confirmation = false)
+        .spawn()
+        .await;
     signed_up(&app, "confirmed@example.com").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The signup committed before it answered: no row now means none ever.
     assert!(outbox_rows(&app.db).await.is_empty());
     assert!(app.double().calls_to(Endpoint::Resend).is_empty());
 }
 
 #[tokio::test]
 async fn a_rolled_back_signup_leaves_no_outbox_row() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     sqlx::raw_sql(
         "alter table public.profiles add constraint test_only_no_rollo check (name <> 'Rollo')",
     )
@@ -110,7 +125,7 @@ async fn a_rolled_back_signup_leaves_no_outbox_row() {
 
 #[tokio::test]
 async fn delivery_is_retried_after_gotrue_errors() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     let double = app.double();
     double.push_faults(
         Endpoint::Resend,
@@ -134,7 +149,7 @@ async fn delivery_is_retried_after_gotrue_errors() {
 
 #[tokio::test]
 async fn retry_after_on_429_is_honoured() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     app.double()
         .push_faults(Endpoint::Resend, 1, Fault::RateLimited(Some(30)));
     signed_up(&app, "slowdown@example.com").await;
@@ -162,7 +177,11 @@ async fn retry_after_on_429_is_honoured() {
 
 #[tokio::test]
 async fn after_max_attempts_the_row_is_marked_failed_and_counted() {
-    let app = TestApp::spawn_with_gotrue(|s| s.outbox.max_attempts = 3).await;
+    let app = TestApp::builder()
+        .gotrue()
+        .configure(|s| s.outbox.max_attempts = 3)
+        .spawn()
+        .await;
     app.double().push_faults(
         Endpoint::Resend,
         100,
@@ -186,17 +205,20 @@ async fn after_max_attempts_the_row_is_marked_failed_and_counted() {
         row.last_error.as_deref().unwrap().contains("503"),
         "{row:?}"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        app.double().calls_to(Endpoint::Resend).len(),
-        3,
-        "no attempt after giving up"
-    );
+    app.double().clear_faults();
+    barrier(&app, app.double(), "later@example.com").await;
+    let attempts = app
+        .double()
+        .calls_to(Endpoint::Resend)
+        .iter()
+        .filter(|c| c.email.as_deref() == Some("never@example.com"))
+        .count();
+    assert_eq!(attempts, 3, "no attempt after giving up");
 }
 
 #[tokio::test]
 async fn delivery_resumes_after_the_worker_restarts() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     let double = app.double().clone();
     double.push_faults(
         Endpoint::Resend,
@@ -215,7 +237,11 @@ async fn delivery_resumes_after_the_worker_restarts() {
     assert_eq!(outbox_rows(&db).await[0].status, "pending");
 
     double.clear_faults();
-    let restarted = TestApp::spawn_on_with_double(db.clone(), double.clone()).await;
+    let restarted = TestApp::builder()
+        .on(db.clone())
+        .double(double.clone())
+        .spawn()
+        .await;
     assert!(
         eventually(WAIT, || all_sent(&db, 1)).await,
         "{:?}",
@@ -227,7 +253,7 @@ async fn delivery_resumes_after_the_worker_restarts() {
 
 #[tokio::test]
 async fn a_row_held_by_a_crashed_worker_is_delivered_after_restart() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     // No worker may take the row while "the crashed one" holds it.
     let mut crashed = PgConnection::connect_with(&app.db.options).await.unwrap();
     sqlx::query("begin").execute(&mut crashed).await.unwrap();
@@ -236,7 +262,7 @@ async fn a_row_held_by_a_crashed_worker_is_delivered_after_restart() {
     app.stop().await;
 
     // A signup committed by a service that is gone now; a worker claims the row and dies.
-    let other = TestApp::spawn_on(db.clone(), |_| {}).await; // no GoTrue: no worker
+    let other = TestApp::builder().on(db.clone()).spawn().await; // no GoTrue: no worker
     signed_up(&other, "crash@example.com").await;
     let claimed: i64 = sqlx::query_scalar(
         "select id from atomic_signup.confirmation_outbox where status = 'pending' for update skip locked",
@@ -244,20 +270,26 @@ async fn a_row_held_by_a_crashed_worker_is_delivered_after_restart() {
     .fetch_one(&mut crashed)
     .await
     .unwrap();
-    let restarted = TestApp::spawn_on_with_double(db.clone(), double.clone()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        double.mails().is_empty(),
+    let restarted = TestApp::builder()
+        .on(db.clone())
+        .double(double.clone())
+        .spawn()
+        .await;
+    // The restarted worker delivers a later row while the held one stays locked.
+    barrier(&restarted, &double, "later@example.com").await;
+    assert_eq!(
+        double.mails(),
+        ["later@example.com"],
         "the row is locked by the dying worker"
     );
     drop(crashed); // the process dies: its transaction is rolled back, the lock released
 
     assert!(
-        eventually(WAIT, || all_sent(&db, 1)).await,
+        eventually(WAIT, || all_sent(&db, 2)).await,
         "{:?}",
         outbox_rows(&db).await
     );
-    assert_eq!(double.mails(), ["crash@example.com"]);
+    assert_eq!(double.mails(), ["later@example.com", "crash@example.com"]);
     assert!(claimed > 0);
     restarted.stop().await;
     other.stop().await;
@@ -265,8 +297,8 @@ async fn a_row_held_by_a_crashed_worker_is_delivered_after_restart() {
 
 #[tokio::test]
 async fn two_replicas_deliver_each_row_exactly_once() {
-    let a = TestApp::spawn_with_gotrue(|_| {}).await;
-    let b = a.another_instance(|_| {}).await;
+    let a = TestApp::builder().gotrue().spawn().await;
+    let b = a.another_instance().spawn().await;
     let emails: Vec<String> = (0..20).map(|i| format!("replica{i}@example.com")).collect();
     let signups = emails.iter().enumerate().map(|(i, email)| {
         let app = if i % 2 == 0 { &a } else { &b };
@@ -279,8 +311,11 @@ async fn two_replicas_deliver_each_row_exactly_once() {
     let statuses = futures::future::join_all(signups).await;
     assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
     assert!(eventually(WAIT, || all_sent(&a.db, 20)).await);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Two more rows, delivered after the 20 were all sent: the workers polled again since.
+    barrier(&a, a.double(), "after-a@example.com").await;
+    barrier(&b, a.double(), "after-b@example.com").await;
     let mut mails = a.double().mails();
+    mails.retain(|m| m.starts_with("replica"));
     mails.sort();
     let mut expected = emails.clone();
     expected.sort();
@@ -290,38 +325,105 @@ async fn two_replicas_deliver_each_row_exactly_once() {
 
 #[tokio::test]
 async fn concealing_mode_answers_the_same_for_new_and_existing_emails() {
-    let app = TestApp::spawn_with_gotrue(|s| s.conceal_existing_emails = true).await;
-    let res = app
-        .signup(&signup_body("New", "hidden@example.com", "Creator"))
-        .await;
-    let (status, body) = status_json(res).await;
+    // The real binary, so that its hash count (a metric) is its own.
+    let db = TestDb::migrated().await;
+    let double = gotrue_double::GoTrueDouble::start(db.pool.clone()).await;
+    let mut command = support::service_binary(&support::database_url(&db, "postgres", "postgres"));
+    command
+        .env("METRICS_BIND_ADDR", "127.0.0.1:0")
+        .env("CONCEAL_EXISTING_EMAILS", "true")
+        .env("GOTRUE_URL", &double.url)
+        .env("SUPABASE_ANON_KEY", gotrue_double::ANON_KEY);
+    let service = support::ServiceProcess::start(command).await;
+    let client = support::http_client();
+    let signup = |body: serde_json::Value| {
+        let request = client
+            .post(format!("{}/api/auth/signup", service.base))
+            .json(&body);
+        async move { status_json(request.send().await.unwrap()).await }
+    };
+    let hashes = || async {
+        let text = service.metrics_text().await;
+        text.lines()
+            .find(|l| l.starts_with("atomic_signup_password_hash_duration_seconds_count"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+
+    let (status, body) = signup(signup_body("New", "hidden@example.com", "Creator")).await;
     assert_eq!(
         (status, body.clone()),
         (202, json!({"status": "confirmation_sent"}))
     );
-    assert_eq!(counts(&app.db).await, (1, 1, 1));
-    let hashes = app.hasher.hashes_completed();
+    assert_eq!(counts(&db).await, (1, 1, 1));
+    assert_eq!(hashes().await, 1.0);
 
-    let (status2, body2) = status_json(
-        app.signup(&signup_body("Other", "HIDDEN@example.com", "Brand"))
-            .await,
-    )
-    .await;
-    assert_eq!((status2, body2), (status, body), "indistinguishable answer");
+    let taken = signup(signup_body("Other", "HIDDEN@example.com", "Brand")).await;
+    assert_eq!(taken, (status, body), "indistinguishable answer");
+    assert_eq!(hashes().await, 2.0, "the password is hashed either way");
     assert_eq!(
-        app.hasher.hashes_completed(),
-        hashes + 1,
-        "the password is hashed either way"
-    );
-    assert_eq!(
-        counts(&app.db).await,
+        counts(&db).await,
         (1, 1, 1),
         "nothing written for the existing email"
     );
-    assert!(eventually(WAIT, || all_sent(&app.db, 1)).await);
-    assert_eq!(app.double().mails(), ["hidden@example.com"]);
+    assert!(eventually(WAIT, || all_sent(&db, 1)).await);
+    assert_eq!(double.mails(), ["hidden@example.com"]);
 
     // Validation errors are still reported (they say nothing about who is registered).
-    let (status, _) = status_json(app.signup(&signup_body("", "bad", "Creator")).await).await;
+    let (status, _) = signup(signup_body("", "bad", "Creator")).await;
     assert_eq!(status, 422);
+}
+
+#[tokio::test]
+async fn the_mailed_link_confirms_the_user_and_login_then_works() {
+    let app = TestApp::builder().gotrue().spawn().await;
+    let user = signed_up(&app, "Link@example.com").await;
+    assert_eq!(
+        app.login("link@example.com", "correct horse battery")
+            .await
+            .status(),
+        403,
+        "email_not_confirmed before the link"
+    );
+    let mailed = || async { app.double().confirmation_link("link@example.com").is_some() };
+    assert!(eventually(WAIT, mailed).await);
+    let link = app.double().confirmation_link("link@example.com").unwrap();
+    let no_redirects = support::http_client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = no_redirects
+        .get(format!("{link}&redirect_to=http://localhost:5173/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        "http://localhost:5173/#type=signup"
+    );
+    let (confirmed, identity_verified): (bool, bool) = sqlx::query_as(
+        "select u.email_confirmed_at is not null, (i.identity_data->>'email_verified')::bool \
+         from auth.users u join auth.identities i on i.user_id = u.id where u.id = $1",
+    )
+    .bind(user)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(confirmed && identity_verified);
+    assert_eq!(
+        app.login("link@example.com", "correct horse battery")
+            .await
+            .status(),
+        200
+    );
+    // A link works once.
+    let again = no_redirects.get(&link).send().await.unwrap();
+    assert!(
+        again.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("error_code=otp_expired")
+    );
 }

@@ -1,7 +1,7 @@
 //! The migrations: they apply on the Supabase fixture, a second run is a no-op, and the
 //! row-level security and grants on public.profiles hold.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
@@ -153,11 +153,7 @@ async fn row_level_security_lets_a_user_see_and_edit_only_their_own_profile() {
     )
     .await
     .unwrap_err();
-    assert_eq!(
-        err.as_database_error().and_then(|e| e.code()).as_deref(),
-        Some("42501"),
-        "{err}"
-    );
+    support::assert_sqlstate(&err, "42501", "the statement");
     let none = as_user(
         &app.db,
         a,
@@ -171,10 +167,7 @@ async fn row_level_security_lets_a_user_see_and_edit_only_their_own_profile() {
     let err = as_user(&app.db, a, "delete from public.profiles returning id::text")
         .await
         .unwrap_err();
-    assert_eq!(
-        err.as_database_error().and_then(|e| e.code()).as_deref(),
-        Some("42501")
-    );
+    support::assert_sqlstate(&err, "42501", "the statement");
 }
 
 #[tokio::test]
@@ -186,11 +179,7 @@ async fn the_api_roles_cannot_reach_the_service_objects() {
         "select out_email_confirmed_at::text from atomic_signup.create_user(gen_random_uuid(), 'x@example.com', 'h', 'n', 'admin', true)",
     ] {
         let err = as_user(&app.db, user, sql).await.unwrap_err();
-        assert_eq!(
-            err.as_database_error().and_then(|e| e.code()).as_deref(),
-            Some("42501"),
-            "{sql}: {err}"
-        );
+        support::assert_sqlstate(&err, "42501", sql);
     }
     // anon sees no profile at all.
     let mut conn = PgConnection::connect_with(&app.db.options).await.unwrap();
@@ -203,8 +192,5 @@ async fn the_api_roles_cannot_reach_the_service_objects() {
         .fetch_all(&mut *tx)
         .await
         .unwrap_err();
-    assert_eq!(
-        err.as_database_error().and_then(|e| e.code()).as_deref(),
-        Some("42501")
-    );
+    support::assert_sqlstate(&err, "42501", "the statement");
 }

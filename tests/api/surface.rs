@@ -1,13 +1,13 @@
 //! The HTTP surface as operators and clients see it: the OpenAPI document covers every route
 //! and status the service answers, /metrics parses, /readyz tells which dependency failed.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use gotrue_double::{Endpoint, Fault};
 use serde_json::{Value, json};
-use support::gotrue_double::{Endpoint, Fault};
 use support::{TestApp, signup_body};
 
 async fn openapi(app: &TestApp) -> Value {
@@ -35,10 +35,11 @@ fn documented(doc: &Value) -> BTreeMap<(String, String), BTreeSet<u16>> {
 
 #[tokio::test]
 async fn every_route_and_status_the_service_answers_is_in_the_openapi_document() {
-    let app = TestApp::spawn_with_gotrue(|s| {
-        s.gotrue.as_mut().unwrap().timeout = Duration::from_millis(300)
-    })
-    .await;
+    let app = TestApp::builder()
+        .gotrue()
+        .configure(|s| s.gotrue.as_mut().unwrap().timeout = Duration::from_millis(300))
+        .spawn()
+        .await;
     let doc = openapi(&app).await;
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1"),
@@ -130,7 +131,9 @@ async fn every_route_and_status_the_service_answers_is_in_the_openapi_document()
     .await; // 200
 
     let concealing = app
-        .another_instance(|s| s.conceal_existing_emails = true)
+        .another_instance()
+        .configure(|s| s.conceal_existing_emails = true)
+        .spawn()
         .await;
     let s = concealing
         .signup(&signup_body("Doc", "doc@example.com", "Creator"))
@@ -138,7 +141,7 @@ async fn every_route_and_status_the_service_answers_is_in_the_openapi_document()
         .status()
         .as_u16();
     observed.push(("POST", signup, s)); // 202
-    let unconfigured = TestApp::spawn_on(app.db.clone(), |_| {}).await;
+    let unconfigured = TestApp::builder().on(app.db.clone()).spawn().await;
     let s = unconfigured
         .login("doc@example.com", "x")
         .await
@@ -189,7 +192,7 @@ async fn every_route_and_status_the_service_answers_is_in_the_openapi_document()
 
 #[tokio::test]
 async fn metrics_are_scraped_and_parsed() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     let met = signup_body("Met", "met@example.com", "Creator");
     assert_eq!(app.signup(&met).await.status(), 201);
     assert_eq!(app.signup(&met).await.status(), 409);
@@ -290,7 +293,7 @@ async fn metrics_are_scraped_and_parsed() {
 
 #[tokio::test]
 async fn readyz_names_the_dependency_that_failed() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     assert_eq!(
         app.get_json("/readyz").await,
         (
@@ -299,7 +302,7 @@ async fn readyz_names_the_dependency_that_failed() {
         )
     );
 
-    let no_gotrue = TestApp::spawn_on(app.db.clone(), |_| {}).await;
+    let no_gotrue = TestApp::builder().on(app.db.clone()).spawn().await;
     let (status, body) = no_gotrue.get_json("/readyz").await;
     assert_eq!(
         (status, body["checks"]["gotrue"].as_str()),
@@ -308,7 +311,9 @@ async fn readyz_names_the_dependency_that_failed() {
 
     let port = support::closed_port();
     let gotrue_down = app
-        .another_instance(|s| s.gotrue.as_mut().unwrap().url = format!("http://127.0.0.1:{port}"))
+        .another_instance()
+        .configure(|s| s.gotrue.as_mut().unwrap().url = format!("http://127.0.0.1:{port}"))
+        .spawn()
         .await;
     let (status, body) = gotrue_down.get_json("/readyz").await;
     assert_eq!(
@@ -320,7 +325,8 @@ async fn readyz_names_the_dependency_that_failed() {
     );
 
     let db_down = app
-        .another_instance(|s| {
+        .another_instance()
+        .configure(|s| {
             s.database.url = atomic_signup::config::DatabaseUrl::from_options(
                 sqlx::postgres::PgConnectOptions::new()
                     .host("127.0.0.1")
@@ -328,6 +334,7 @@ async fn readyz_names_the_dependency_that_failed() {
                     .username("x"),
             );
         })
+        .spawn()
         .await;
     let started = std::time::Instant::now();
     let (status, body) = db_down.get_json("/readyz").await;
@@ -344,4 +351,57 @@ async fn readyz_names_the_dependency_that_failed() {
         app.get_json("/healthz").await,
         (200, json!({"status": "ok"}))
     );
+}
+
+/// Sends `head` (a request head, without its final blank line) and `body` on a new connection,
+/// and reads the answer's head until the server has sent it.
+async fn raw_answer_head(app: &TestApp, head: &str, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("{head}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed without an answer: {answer:?}");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).to_lowercase()
+}
+
+#[tokio::test]
+async fn an_answer_given_before_the_body_was_read_closes_the_connection() {
+    // The body never comes (or comes late): the service answers 415 without reading it, and
+    // must say that the connection ends, or a client reuses it and its next request fails.
+    let app = TestApp::spawn().await;
+    let head = raw_answer_head(
+        &app,
+        "POST /api/auth/signup HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain\r\ncontent-length: 20",
+        b"",
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 415"), "{head}");
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+
+    // A body read to its end (here a 422): the connection stays open for the next request.
+    let body = br#"{"name":"","email":"x","password":"p","role":"Nobody"}"#;
+    let head = raw_answer_head(
+        &app,
+        &format!(
+            "POST /api/auth/signup HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}",
+            body.len()
+        ),
+        body,
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 422"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
 }

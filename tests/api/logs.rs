@@ -2,12 +2,12 @@
 //! user's password, its argon2 hash, the tokens, the anon key, nor the database password — even
 //! at debug level.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use gotrue_double::{ANON_KEY, GoTrueDouble};
 use serde_json::{Value, json};
-use support::gotrue_double::{ANON_KEY, GoTrueDouble};
 use support::{ServiceProcess, TestDb, eventually};
 
 const USER_PASSWORD: &str = "Sup3r-Secret-Passphrase-4711";

@@ -1,12 +1,12 @@
 //! POST /api/auth/login through the GoTrue test double, which reads the same database and
 //! applies GoTrue's checks to the rows our signup wrote.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
+use gotrue_double::{Endpoint, ErrorStyle, Fault};
 use serde_json::{Value, json};
-use support::gotrue_double::{Endpoint, ErrorStyle, Fault};
 use support::{TestApp, assert_error, signup_body, status_json};
 use uuid::Uuid;
 
@@ -28,7 +28,11 @@ async fn confirm(app: &TestApp, user: Uuid) {
 
 #[tokio::test]
 async fn signup_then_login_returns_a_session_and_the_profile() {
-    let app = TestApp::spawn_with_gotrue(|s| s.require_email_confirmation = false).await;
+    let app = TestApp::builder()
+        .gotrue()
+        .configure(|s| s.require_email_confirmation = false)
+        .spawn()
+        .await;
     let user = signed_up(&app, "Lin", "lin@example.com").await;
 
     let (status, body) = status_json(app.login(" LIN@example.com ", PASSWORD).await).await;
@@ -68,7 +72,7 @@ async fn signup_then_login_returns_a_session_and_the_profile() {
 
 #[tokio::test]
 async fn wrong_password_unconfirmed_and_banned() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     let user = signed_up(&app, "Uma", "uma@example.com").await;
 
     // Unconfirmed: a wrong password is still 401 (GoTrue checks confirmation after the password).
@@ -130,7 +134,11 @@ async fn wrong_password_unconfirmed_and_banned() {
 
 #[tokio::test]
 async fn a_user_without_a_profile_gets_profile_null() {
-    let app = TestApp::spawn_with_gotrue(|s| s.require_email_confirmation = false).await;
+    let app = TestApp::builder()
+        .gotrue()
+        .configure(|s| s.require_email_confirmation = false)
+        .spawn()
+        .await;
     let user = signed_up(&app, "Nora", "nora@example.com").await;
     sqlx::query("delete from public.profiles where id = $1")
         .bind(user)
@@ -144,7 +152,7 @@ async fn a_user_without_a_profile_gets_profile_null() {
 
 #[tokio::test]
 async fn malformed_requests_never_reach_gotrue() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     for (body, fields) in [
         (
             json!({"email": "not-an-email", "password": "x"}),
@@ -190,10 +198,13 @@ async fn malformed_requests_never_reach_gotrue() {
 async fn gotrue_down_is_502_and_slow_is_504_within_the_timeout() {
     // Down: nothing listens at GOTRUE_URL.
     let port = support::closed_port();
-    let app = TestApp::spawn_with_gotrue(|s| {
-        s.gotrue.as_mut().unwrap().url = format!("http://127.0.0.1:{port}");
-    })
-    .await;
+    let app = TestApp::builder()
+        .gotrue()
+        .configure(|s| {
+            s.gotrue.as_mut().unwrap().url = format!("http://127.0.0.1:{port}");
+        })
+        .spawn()
+        .await;
     let body = assert_error(
         app.login("a@example.com", PASSWORD).await,
         502,
@@ -206,10 +217,11 @@ async fn gotrue_down_is_502_and_slow_is_504_within_the_timeout() {
     );
 
     // Slow: GoTrue answers after 3 s, the timeout is 300 ms.
-    let app = TestApp::spawn_with_gotrue(|s| {
-        s.gotrue.as_mut().unwrap().timeout = Duration::from_millis(300)
-    })
-    .await;
+    let app = TestApp::builder()
+        .gotrue()
+        .configure(|s| s.gotrue.as_mut().unwrap().timeout = Duration::from_millis(300))
+        .spawn()
+        .await;
     app.double()
         .push_faults(Endpoint::Token, 1, Fault::Delay(Duration::from_secs(3)));
     let started = Instant::now();
@@ -232,7 +244,9 @@ async fn gotrue_down_is_502_and_slow_is_504_within_the_timeout() {
     )
     .await;
     let wrong_key = app
-        .another_instance(|s| s.gotrue.as_mut().unwrap().anon_key = "wrong".into())
+        .another_instance()
+        .configure(|s| s.gotrue.as_mut().unwrap().anon_key = "wrong".into())
+        .spawn()
         .await;
     let (status, _) = status_json(wrong_key.login("a@example.com", PASSWORD).await).await;
     assert_eq!(status, 502);
@@ -240,7 +254,7 @@ async fn gotrue_down_is_502_and_slow_is_504_within_the_timeout() {
 
 #[tokio::test]
 async fn gotrue_rate_limits_pass_through_with_retry_after() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     app.double()
         .push_faults(Endpoint::Token, 1, Fault::RateLimited(Some(42)));
     let res = app.login("a@example.com", PASSWORD).await;
@@ -255,7 +269,7 @@ async fn gotrue_rate_limits_pass_through_with_retry_after() {
 
 #[tokio::test]
 async fn every_gotrue_error_shape_is_understood() {
-    let app = TestApp::spawn_with_gotrue(|_| {}).await;
+    let app = TestApp::builder().gotrue().spawn().await;
     let user = signed_up(&app, "Shay", "shay@example.com").await;
     for style in [ErrorStyle::ByHeader, ErrorStyle::Legacy, ErrorStyle::OAuth] {
         app.double().set_style(style);
@@ -294,7 +308,11 @@ async fn every_gotrue_error_shape_is_understood() {
 
 #[tokio::test]
 async fn a_row_gotrue_cannot_scan_fails_every_login_and_ours_never_are() {
-    let app = TestApp::spawn_with_gotrue(|s| s.require_email_confirmation = false).await;
+    let app = TestApp::builder()
+        .gotrue()
+        .configure(|s| s.require_email_confirmation = false)
+        .spawn()
+        .await;
     let good = signed_up(&app, "Good", "good@example.com").await;
     let bad = signed_up(&app, "Bad", "bad@example.com").await;
     assert_eq!(
@@ -349,7 +367,11 @@ async fn login_without_gotrue_configured_is_503() {
 
 #[tokio::test]
 async fn a_bcrypt_user_made_elsewhere_logs_in_too() {
-    let app = TestApp::spawn_with_gotrue(|s| s.require_email_confirmation = false).await;
+    let app = TestApp::builder()
+        .gotrue()
+        .configure(|s| s.require_email_confirmation = false)
+        .spawn()
+        .await;
     let user = signed_up(&app, "Old", "old@example.com").await;
     let hash = bcrypt::hash("legacy password", 4).unwrap();
     sqlx::query("update auth.users set encrypted_password = $2 where id = $1")

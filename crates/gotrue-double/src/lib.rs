@@ -10,7 +10,10 @@
 //!   last_sign_in_at = now;
 //! - `POST /resend` (section 6): same lookup; unknown or confirmed user → 200 {} and no mail;
 //!   confirmation_sent_at newer than SMTP_MAX_FREQUENCY (60 s) → 429 over_email_send_rate_limit;
-//!   otherwise "mails" (records) and sets confirmation_sent_at;
+//!   otherwise "mails" (records, with the confirmation link) and sets confirmation_sent_at and
+//!   confirmation_token (hex SHA-224 of email + OTP, as GoTrue);
+//! - `GET /verify?token=…&type=signup` (the mail's link): confirms the user once, 303 to
+//!   `redirect_to` (fragment `type=signup`, or GoTrue's `otp_expired` error);
 //! - errors in the legacy shape, or the 2024-01-01 shape when `X-Supabase-Api-Version` asks for it,
 //!   or (forced) the OAuth shape of GoTrue before v2.158; `x-sb-error-code` always set;
 //! - every call recorded (path, email, X-Forwarded-For, API version), and faults on demand.
@@ -25,10 +28,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha224};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::gotrue::{GOTRUE_USER_LOOKUP, gotrue_argon2_verifies, null_scan_columns};
+pub mod rules;
+
+use rules::{GOTRUE_USER_LOOKUP, gotrue_argon2_verifies, null_scan_columns};
 
 pub const ANON_KEY: &str = "test-anon-key-0123456789";
 
@@ -77,7 +83,16 @@ struct DoubleState {
     calls: Mutex<Vec<Call>>,
     /// Emails "sent" (successful /resend for an unconfirmed user), in order.
     mails: Mutex<Vec<String>>,
+    /// The confirmation link of each mail, by address (the latest one).
+    links: Mutex<Vec<(String, String)>>,
+    /// This double's base URL (for the links).
+    url: String,
+    /// What `/health` reports as `version`.
+    version: Mutex<String>,
 }
+
+/// The release the double stands for (its `/health` version, as a release build reports it).
+pub const VERSION: &str = "v2.196.0";
 
 #[derive(Clone)]
 pub struct GoTrueDouble {
@@ -91,27 +106,33 @@ impl GoTrueDouble {
     }
 
     pub async fn start_on(pool: PgPool, addr: (&str, u16)) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind double");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
         let state = Arc::new(DoubleState {
             pool,
             style: Mutex::new(ErrorStyle::ByHeader),
             faults: Mutex::new(Vec::new()),
             calls: Mutex::new(Vec::new()),
             mails: Mutex::new(Vec::new()),
+            links: Mutex::new(Vec::new()),
+            url: url.clone(),
+            version: Mutex::new(VERSION.to_owned()),
         });
         let app = Router::new()
             .route("/token", post(token))
             .route("/resend", post(resend))
-            .route(
-                "/health",
-                get(|| async { axum::Json(json!({"name": "GoTrue", "version": "double"})) }),
-            )
+            .route("/verify", get(verify))
+            .route("/health", get(health))
             .with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .expect("bind double");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { url, state }
+    }
+
+    /// What `/health` reports from now on.
+    pub fn set_version(&self, version: &str) {
+        *self.state.version.lock().unwrap() = version.to_owned();
     }
 
     pub fn set_style(&self, style: ErrorStyle) {
@@ -143,6 +164,20 @@ impl GoTrueDouble {
 
     pub fn mails(&self) -> Vec<String> {
         self.state.mails.lock().unwrap().clone()
+    }
+
+    /// The link in the latest confirmation mail to `email`, as GoTrue's mail template builds it
+    /// (`{url}/verify?token=<token hash>&type=signup`).
+    pub fn confirmation_link(&self, email: &str) -> Option<String> {
+        let email = email.to_lowercase();
+        self.state
+            .links
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|(to, _)| *to == email)
+            .map(|(_, link)| link.clone())
     }
 }
 
@@ -459,14 +494,88 @@ async fn resend_answer(state: &DoubleState, headers: &HeaderMap, fields: &Value)
             "For security purposes, you can only request this after 60 seconds.",
         );
     }
-    let _ = sqlx::query("update auth.users set confirmation_sent_at = now() where id = $1")
-        .bind(user.id)
-        .execute(&state.pool)
-        .await;
-    state
-        .mails
-        .lock()
-        .unwrap()
-        .push(user.email.unwrap_or_default());
+    // GoTrue: a 6-digit OTP, and the token hash = hex SHA-224 of (email + otp), stored as
+    // confirmation_token (GoTrue also keeps it in auth.one_time_tokens, which the test schema
+    // does not have; the double finds the user by confirmation_token instead).
+    let email = user.email.unwrap_or_default();
+    let otp = format!("{:06}", Uuid::new_v4().as_u128() % 1_000_000);
+    let token_hash = hex(&Sha224::digest(format!("{email}{otp}").as_bytes()));
+    let _ = sqlx::query(
+        "update auth.users set confirmation_sent_at = now(), confirmation_token = $2 where id = $1",
+    )
+    .bind(user.id)
+    .bind(&token_hash)
+    .execute(&state.pool)
+    .await;
+    let link = format!("{}/verify?token={token_hash}&type=signup", state.url);
+    state.links.lock().unwrap().push((email.clone(), link));
+    state.mails.lock().unwrap().push(email);
     axum::Json(json!({})).into_response()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(serde::Deserialize)]
+struct VerifyQuery {
+    token: String,
+    #[serde(rename = "type")]
+    kind: String,
+    redirect_to: Option<String>,
+}
+
+/// `GET /verify?token=…&type=signup[&redirect_to=…]`, the link of the confirmation mail: confirms
+/// the user (email_confirmed_at, confirmation_token cleared, email_verified true in the user's
+/// metadata and the email identity, as GoTrue's verify does) and redirects (303) to
+/// `redirect_to` (default: the site URL) with the outcome in the fragment.
+async fn verify(
+    State(state): State<Arc<DoubleState>>,
+    axum::extract::Query(query): axum::extract::Query<VerifyQuery>,
+) -> Response {
+    let site = query
+        .redirect_to
+        .unwrap_or_else(|| "http://localhost:3000".to_owned());
+    let redirect = |fragment: &str| {
+        let mut r = StatusCode::SEE_OTHER.into_response();
+        r.headers_mut().insert(
+            "location",
+            HeaderValue::from_str(&format!("{site}#{fragment}")).unwrap(),
+        );
+        r
+    };
+    let expired = "error=access_denied&error_code=otp_expired\
+                   &error_description=Email+link+is+invalid+or+has+expired";
+    if query.kind != "signup" || query.token.is_empty() {
+        return redirect(expired);
+    }
+    let confirmed: Result<Option<Uuid>, sqlx::Error> = sqlx::query_scalar(
+        "with u as ( \
+           update auth.users set email_confirmed_at = now(), confirmation_token = '', \
+             raw_user_meta_data = coalesce(raw_user_meta_data, '{}') || '{\"email_verified\": true}', \
+             updated_at = now() \
+           where confirmation_token = $1 and email_confirmed_at is null \
+           returning id) \
+         , i as ( \
+           update auth.identities set identity_data = identity_data || '{\"email_verified\": true}' \
+           where user_id = (select id from u) and provider = 'email' returning 1) \
+         select id from u",
+    )
+    .bind(&query.token)
+    .fetch_optional(&state.pool)
+    .await;
+    match confirmed {
+        Ok(Some(_)) => redirect("type=signup"),
+        _ => redirect(expired),
+    }
+}
+
+/// GoTrue's `GET /health` (internal/api/api.go HealthCheck): these three fields, always 200.
+async fn health(State(state): State<Arc<DoubleState>>) -> axum::Json<Value> {
+    let version = state.version.lock().unwrap().clone();
+    axum::Json(json!({
+        "version": version,
+        "name": "GoTrue",
+        "description": "GoTrue is a user registration and authentication API",
+    }))
 }

@@ -1,11 +1,11 @@
 //! Operations: the least-privilege role, the startup schema check, GoTrue's audit row.
 
-mod support;
+use crate::support;
 
 use atomic_signup::startup::{Application, StartupError};
+use gotrue_double::GoTrueDouble;
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
-use support::gotrue_double::GoTrueDouble;
 use support::{
     TestApp, TestDb, eventually, least_privilege_login, signup_body, status_json, test_settings,
 };
@@ -16,11 +16,17 @@ async fn the_service_works_with_only_the_least_privilege_role() {
     let db = TestDb::migrated().await;
     let login = least_privilege_login(&db).await;
     let double = GoTrueDouble::start(db.pool.clone()).await;
-    let app = TestApp::spawn_on_with_double(db.clone(), double.clone()).await;
+    let app = TestApp::builder()
+        .on(db.clone())
+        .double(double.clone())
+        .spawn()
+        .await;
     let limited = app
-        .another_instance(|s| {
+        .another_instance()
+        .configure(|s| {
             s.database.url = atomic_signup::config::DatabaseUrl::from_options(login.clone());
         })
+        .spawn()
         .await;
     app.stop().await; // only the limited instance (and its outbox worker) runs now
 
@@ -120,11 +126,7 @@ async fn the_service_works_with_only_the_least_privilege_role() {
         "delete from atomic_signup.idempotency_keys",
     ] {
         let err = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
-        assert_eq!(
-            err.as_database_error().and_then(|e| e.code()).as_deref(),
-            Some("42501"),
-            "{sql} must be refused: {err}"
-        );
+        support::assert_sqlstate(&err, "42501", &format!("{sql} must be refused"));
     }
     limited.stop().await;
 }

@@ -1,0 +1,82 @@
+//! Captcha on signup (CAPTCHA_*), meaning what GoTrue's GOTRUE_SECURITY_CAPTCHA_* mean.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::{ConfigError, millis, parse_or};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptchaProvider {
+    Hcaptcha,
+    Turnstile,
+}
+
+impl CaptchaProvider {
+    /// The provider's siteverify endpoint, as GoTrue calls it.
+    pub fn default_verify_url(self) -> &'static str {
+        match self {
+            Self::Hcaptcha => "https://hcaptcha.com/siteverify",
+            Self::Turnstile => "https://challenges.cloudflare.com/turnstile/v0/siteverify",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CaptchaSettings {
+    pub provider: CaptchaProvider,
+    pub secret: SecretString,
+    pub timeout: Duration,
+    pub verify_url: String,
+}
+
+impl CaptchaSettings {
+    /// `None` when CAPTCHA_PROVIDER is unset or empty (captcha off).
+    pub(super) fn from_lookup(
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, ConfigError> {
+        let set = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let Some(provider) = set("CAPTCHA_PROVIDER") else {
+            return Ok(None);
+        };
+        let provider = match provider.to_ascii_lowercase().as_str() {
+            "hcaptcha" => CaptchaProvider::Hcaptcha,
+            "turnstile" => CaptchaProvider::Turnstile,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "CAPTCHA_PROVIDER",
+                    reason: "expected hcaptcha or turnstile".to_owned(),
+                });
+            }
+        };
+        let secret = set("CAPTCHA_SECRET").ok_or(ConfigError::Missing {
+            name: "CAPTCHA_SECRET",
+        })?;
+        let timeout = parse_or(
+            get,
+            "CAPTCHA_TIMEOUT_MS",
+            Duration::from_secs(10),
+            millis(600_000),
+        )?;
+        let verify_url = match set("CAPTCHA_VERIFY_URL") {
+            None => provider.default_verify_url().to_owned(),
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => url,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: "CAPTCHA_VERIFY_URL",
+                    reason: "expected an http:// or https:// URL".to_owned(),
+                });
+            }
+        };
+        Ok(Some(Self {
+            provider,
+            secret: SecretString::from(secret),
+            timeout,
+            verify_url,
+        }))
+    }
+}
