@@ -155,6 +155,10 @@ async fn conceal_failed_login(
         GoTrueError::UserBanned => false,
         _ => return err.into(),
     };
+    // Logged before the wait: after it, only what all three kinds do may run.
+    if matches!(err, GoTrueError::UserBanned) {
+        tracing::info!("login of a banned user answered as invalid credentials");
+    }
     if hashed_by_gotrue {
         state.failed_logins.record(started.elapsed());
     }
@@ -166,9 +170,6 @@ async fn conceal_failed_login(
             }
         }
         None => {}
-    }
-    if matches!(err, GoTrueError::UserBanned) {
-        tracing::info!("login of a banned user answered as invalid credentials");
     }
     ApiError::InvalidCredentials
 }
