@@ -2,7 +2,8 @@
 //! embedded migration is applied. Reads only pg_catalog (visible to any role) and, when the role
 //! may read it, sqlx's `_sqlx_migrations`.
 
-use super::{Database, MIGRATOR, StoreError, unit};
+use super::inspect::{self, Inspect};
+use super::{Database, StoreError, unit};
 
 /// Tables and the columns of each that the service writes or reads.
 const TABLES: [(&str, &[&str]); 6] = [
@@ -183,29 +184,19 @@ pub(super) fn object_parts(object: &str) -> (&str, &str, &str) {
 /// role may not read `_sqlx_migrations` (a least-privilege role): the functions checked above
 /// then stand for the migrations.
 async fn unapplied_migrations(db: &Database) -> Result<Vec<String>, StoreError> {
-    let rows: Result<Vec<(i64, bool)>, sqlx::Error> = unit!(db, |conn| sqlx::query!(
-        "select version, success from _sqlx_migrations"
-    )
-    .fetch_all(conn)
-    .await
-    .map(|rows| rows.into_iter().map(|r| (r.version, r.success)).collect()));
-    let applied: Vec<(i64, bool)> = match rows {
-        Ok(rows) => rows,
-        Err(sqlx::Error::Database(db))
-            if matches!(db.code().as_deref(), Some("42501" | "42P01")) =>
-        {
+    match inspect::migrations(db).await? {
+        Inspect::Answer(migrations) => Ok(migrations
+            .missing
+            .into_iter()
+            .map(|m| format!("migration {m}"))
+            .collect()),
+        Inspect::NotAllowed(_) => {
             // No right to read it, or no such table (then the checks above fail anyway).
             tracing::info!(
                 "migrations not compared: this role may not read _sqlx_migrations \
                      (the tables and functions above were checked)"
             );
-            return Ok(Vec::new());
+            Ok(Vec::new())
         }
-        Err(err) => return Err(err.into()),
-    };
-    Ok(MIGRATOR
-        .iter()
-        .filter(|m| !applied.iter().any(|(v, ok)| *v == m.version && *ok))
-        .map(|m| format!("migration {} ({})", m.version, m.description))
-        .collect())
+    }
 }
