@@ -22,6 +22,17 @@ pub enum CaptchaError {
     Status(u16),
 }
 
+impl CaptchaError {
+    /// A failed request or body read: out of time, or otherwise unavailable.
+    fn from_transport(err: reqwest::Error) -> Self {
+        if err.is_timeout() {
+            Self::Timeout(err)
+        } else {
+            Self::Unavailable(err)
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct CaptchaVerifier {
     client: reqwest::Client,
@@ -57,24 +68,13 @@ impl CaptchaVerifier {
             .form(&form)
             .send()
             .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    CaptchaError::Timeout(e)
-                } else {
-                    CaptchaError::Unavailable(e)
-                }
-            })?;
+            .map_err(CaptchaError::from_transport)?;
         let status = answer.status();
         if !status.is_success() {
             return Err(CaptchaError::Status(status.as_u16()));
         }
-        let verification: Verification = answer.json().await.map_err(|e| {
-            if e.is_timeout() {
-                CaptchaError::Timeout(e)
-            } else {
-                CaptchaError::Unavailable(e)
-            }
-        })?;
+        let verification: Verification =
+            answer.json().await.map_err(CaptchaError::from_transport)?;
         if verification.success {
             Ok(())
         } else {

@@ -37,6 +37,11 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The part after the `@` (the local part cannot hold one), lower-case.
+    pub fn domain(&self) -> &str {
+        self.0.split_once('@').map_or("", |(_, domain)| domain)
+    }
 }
 
 fn valid_local_part(local: &str) -> bool {

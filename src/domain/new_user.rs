@@ -34,8 +34,7 @@ impl NewUser {
             .email
             .and_then(|v| errors.check("email", Email::parse(&v)))
             .and_then(|email| {
-                let domain = email.as_str().rsplit('@').next().unwrap_or_default();
-                if rules.email_domains.allows(domain) {
+                if rules.email_domains.allows(email.domain()) {
                     Some(email)
                 } else {
                     errors.add("email", "this email domain may not sign up");
