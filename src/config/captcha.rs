@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::{ConfigError, millis, parse_or};
+use super::{ConfigError, millis, parse_opt, parse_or};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaptchaProvider {
@@ -13,6 +13,14 @@ pub enum CaptchaProvider {
 }
 
 impl CaptchaProvider {
+    fn parse(v: &str) -> Result<Self, String> {
+        match v.to_ascii_lowercase().as_str() {
+            "hcaptcha" => Ok(Self::Hcaptcha),
+            "turnstile" => Ok(Self::Turnstile),
+            _ => Err("expected hcaptcha or turnstile".to_owned()),
+        }
+    }
+
     /// The provider's siteverify endpoint, as GoTrue calls it.
     pub fn default_verify_url(self) -> &'static str {
         match self {
@@ -35,43 +43,33 @@ impl CaptchaSettings {
     pub(super) fn from_lookup(
         get: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>, ConfigError> {
-        let set = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let Some(provider) = set("CAPTCHA_PROVIDER") else {
+        let Some(provider) = parse_opt(get, "CAPTCHA_PROVIDER", CaptchaProvider::parse)? else {
             return Ok(None);
         };
-        let provider = match provider.to_ascii_lowercase().as_str() {
-            "hcaptcha" => CaptchaProvider::Hcaptcha,
-            "turnstile" => CaptchaProvider::Turnstile,
-            _ => {
-                return Err(ConfigError::Invalid {
-                    name: "CAPTCHA_PROVIDER",
-                    reason: "expected hcaptcha or turnstile".to_owned(),
-                });
-            }
-        };
-        let secret = set("CAPTCHA_SECRET").ok_or(ConfigError::Missing {
-            name: "CAPTCHA_SECRET",
-        })?;
+        let secret = get("CAPTCHA_SECRET")
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .ok_or(ConfigError::Missing {
+                name: "CAPTCHA_SECRET",
+            })?;
         let timeout = parse_or(
             get,
             "CAPTCHA_TIMEOUT_MS",
             Duration::from_secs(10),
             millis(600_000),
         )?;
-        let verify_url = match set("CAPTCHA_VERIFY_URL") {
-            None => provider.default_verify_url().to_owned(),
-            Some(url) if url.starts_with("https://") || url.starts_with("http://") => url,
-            Some(_) => {
-                return Err(ConfigError::Invalid {
-                    name: "CAPTCHA_VERIFY_URL",
-                    reason: "expected an http:// or https:// URL".to_owned(),
-                });
-            }
-        };
+        let verify_url = parse_or(
+            get,
+            "CAPTCHA_VERIFY_URL",
+            provider.default_verify_url().to_owned(),
+            |url| {
+                if url.starts_with("https://") || url.starts_with("http://") {
+                    Ok(url.to_owned())
+                } else {
+                    Err("expected an http:// or https:// URL".to_owned())
+                }
+            },
+        )?;
         Ok(Some(Self {
             provider,
             secret: SecretString::from(secret),

@@ -66,9 +66,9 @@ impl fmt::Debug for DatabaseUrl {
 }
 
 impl DatabaseUrl {
-    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+    pub fn parse(name: &'static str, url: &str) -> Result<Self, ConfigError> {
         let invalid = |reason: &str| ConfigError::Invalid {
-            name: "DATABASE_URL",
+            name,
             reason: reason.to_owned(),
         };
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -99,18 +99,12 @@ impl DatabaseSettings {
         let url = get("DATABASE_URL").ok_or(ConfigError::Missing {
             name: "DATABASE_URL",
         })?;
-        let migrate_url = match get("MIGRATE_DATABASE_URL").filter(|v| !v.trim().is_empty()) {
-            None => None,
-            Some(v) => Some(DatabaseUrl::parse(&v).map_err(|e| match e {
-                ConfigError::Invalid { reason, .. } => ConfigError::Invalid {
-                    name: "MIGRATE_DATABASE_URL",
-                    reason,
-                },
-                other => other,
-            })?),
-        };
+        let migrate_url = get("MIGRATE_DATABASE_URL")
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| DatabaseUrl::parse("MIGRATE_DATABASE_URL", &v))
+            .transpose()?;
         Ok(Self {
-            url: DatabaseUrl::parse(&url)?,
+            url: DatabaseUrl::parse("DATABASE_URL", &url)?,
             pool_mode: parse_or(
                 get,
                 "DATABASE_POOL_MODE",

@@ -315,14 +315,7 @@ fn line_number_of(text: &str, line: &str) -> Option<usize> {
 
 /// SIGNUP_EMAIL_DOMAIN_ALLOWLIST or SIGNUP_EMAIL_DOMAIN_DENYLIST (not both).
 fn email_domains(get: &dyn Fn(&str) -> Option<String>) -> Result<EmailDomains, ConfigError> {
-    let list = |name: &'static str| -> Result<Option<Vec<String>>, ConfigError> {
-        match get(name).filter(|v| !v.trim().is_empty()) {
-            None => Ok(None),
-            Some(v) => EmailDomains::parse_list(&v)
-                .map(Some)
-                .map_err(|reason| ConfigError::Invalid { name, reason }),
-        }
-    };
+    let list = |name| parse_opt(get, name, EmailDomains::parse_list);
     match (
         list("SIGNUP_EMAIL_DOMAIN_ALLOWLIST")?,
         list("SIGNUP_EMAIL_DOMAIN_DENYLIST")?,
@@ -341,6 +334,18 @@ fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// Reads `name`; unset or empty means `None`. A value `parse` rejects is an error naming it.
+fn parse_opt<T>(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    get(name)
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| parse(v.trim()).map_err(|reason| ConfigError::Invalid { name, reason }))
+        .transpose()
+}
+
 /// Reads `name`; unset or empty means `default`. A value `parse` rejects is an error naming it.
 fn parse_or<T>(
     get: &dyn Fn(&str) -> Option<String>,
@@ -348,12 +353,7 @@ fn parse_or<T>(
     default: T,
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<T, ConfigError> {
-    match get(name) {
-        Some(v) if !v.trim().is_empty() => {
-            parse(v.trim()).map_err(|reason| ConfigError::Invalid { name, reason })
-        }
-        _ => Ok(default),
-    }
+    Ok(parse_opt(get, name, parse)?.unwrap_or(default))
 }
 
 fn parse_socket_addr(v: &str) -> Result<SocketAddr, String> {
@@ -467,6 +467,21 @@ mod tests {
             let err = settings(&all).unwrap_err().to_string();
             assert!(err.starts_with(name), "{err}");
         }
+    }
+
+    #[test]
+    fn a_bad_migrate_url_is_named_as_such() {
+        let err = settings(&[
+            ("DATABASE_URL", URL),
+            ("MIGRATE_DATABASE_URL", "mysql://db/app"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("MIGRATE_DATABASE_URL"), "{err}");
+        let err = settings(&[("DATABASE_URL", "mysql://db/app")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("DATABASE_URL"), "{err}");
     }
 
     #[test]
