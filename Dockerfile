@@ -61,7 +61,8 @@ WORKDIR /app
 USER 10001:10001
 ENV BIND_ADDR=0.0.0.0:8000 \
     LOG_FORMAT=json
-# 8000: the API; 9100: GET /metrics (METRICS_BIND_ADDR; keep it off the internet).
+# 8000: the API; 9100: GET /metrics (METRICS_BIND_ADDR, loopback by default: set 0.0.0.0:9100 to
+# scrape it from outside the container, and keep it off the internet).
 EXPOSE 8000 9100
 
 # /healthz answers 200 while the process runs (no I/O). Assumes the default port 8000.

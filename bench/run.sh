@@ -79,11 +79,13 @@ svc_port=$(free_port); seed_port=$(free_port); double_port=$(free_port); metrics
 "$release"/gotrue-double "$double_port" >"$out/double.log" 2>&1 &
 dbl=$!
 pids+=($dbl)
+# HTTP_MAX_CONNECTIONS_PER_IP=0: wrk opens up to 1,000 connections from one address.
 export BIND_ADDR=127.0.0.1:$svc_port METRICS_BIND_ADDR=127.0.0.1:$metrics_port GOTRUE_URL=http://127.0.0.1:$double_port \
   SUPABASE_ANON_KEY=test-anon-key-0123456789 REQUIRE_EMAIL_CONFIRMATION=false \
   IDEMPOTENCY_SECRET="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" \
   OUTBOX_POLL_INTERVAL_MS=3600000 LOG_FORMAT=json RUST_LOG=warn \
   RATE_LIMIT_SIGNUP_PER_MINUTE=0 RATE_LIMIT_LOGIN_PER_MINUTE=0 \
+  HTTP_MAX_CONNECTIONS_PER_IP=0 \
   HASH_QUEUE_PER_CORE=512 # room for all 1,000 concurrent signups: memory with a full queue
 $bin serve >"$out/service.log" 2>&1 &
 svc=$!

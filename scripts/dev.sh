@@ -33,11 +33,21 @@ cargo run --release -- migrate
 web_port=${DEV_WEB_PORT:-8080}
 export CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS:-http://localhost:$web_port,http://127.0.0.1:$web_port}"
 if command -v python3 >/dev/null; then
-  python3 -m http.server "$web_port" --bind 127.0.0.1 -d examples/web >/dev/null 2>&1 &
+  # Served from a temp dir: examples/web/ (linked, so edits show on reload) with a config.js of
+  # its own pointing the page at this service (BIND_ADDR's port, default 8000).
+  bind_addr=${BIND_ADDR:-0.0.0.0:8000}
+  api="http://localhost:${bind_addr##*:}"
+  web_dir=$(mktemp -d)
+  trap 'kill "${web_pid:-}" 2>/dev/null; rm -rf "$web_dir"' EXIT
+  for f in "$ROOT"/examples/web/*; do
+    [ "$(basename "$f")" = config.js ] || ln -s "$f" "$web_dir/"
+  done
+  printf 'export const apiBase = "%s";\n' "$api" >"$web_dir/config.js"
+  python3 -m http.server "$web_port" --bind 127.0.0.1 -d "$web_dir" >/dev/null 2>&1 &
   web_pid=$!
-  trap 'kill "$web_pid" 2>/dev/null' EXIT
-  echo "example page: http://localhost:$web_port/?api=http://localhost:8000"
+  echo "example page: http://localhost:$web_port/ (its API: $api)"
 else
-  echo "python3 not found: the example page is not served (python3 -m http.server -d examples/web)"
+  echo "python3 not found: the example page is not served (serve examples/web/ with a config.js" \
+    "saying: export const apiBase = \"http://localhost:8000\";)"
 fi
 cargo run --release -- serve

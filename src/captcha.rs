@@ -18,13 +18,17 @@ pub enum CaptchaError {
     Timeout(#[source] reqwest::Error),
     #[error("the captcha provider could not be reached or answered nonsense")]
     Unavailable(#[source] reqwest::Error),
+    /// Any other status, a redirect included: redirects are never followed, since the client
+    /// would send the secret again to wherever the answer points.
     #[error("the captcha provider answered HTTP {0}")]
     Status(u16),
 }
 
 impl CaptchaError {
-    /// A failed request or body read: out of time, or otherwise unavailable.
+    /// A failed request or body read: out of time, or otherwise unavailable. The error forgets
+    /// the URL (it may carry credentials or a query, and is logged with the error).
     fn from_transport(err: reqwest::Error) -> Self {
+        let err = err.without_url();
         if err.is_timeout() {
             Self::Timeout(err)
         } else {
@@ -50,6 +54,7 @@ impl CaptchaVerifier {
     pub fn new(settings: CaptchaSettings) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self { client, settings })
     }

@@ -70,9 +70,12 @@ pub struct GoTrueClient {
 
 impl GoTrueClient {
     pub fn new(settings: &GoTrueSettings) -> Result<Self, reqwest::Error> {
+        // No redirects: a 307 would have the client send the login's password again, to
+        // wherever GoTrue's answer pointed. A redirect is an answer we cannot use (unavailable).
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
             http,

@@ -7,7 +7,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // A missing .env is fine; a broken one is reported before anything else.
+    // A missing ./.env is fine; a broken one (or a missing ENV_FILE) is reported first.
     if let Err(message) = config::load_dotenv() {
         eprintln!("error: cannot read .env: {message}");
         return ExitCode::FAILURE;
@@ -46,6 +46,7 @@ async fn serve() -> Result<(), String> {
 
 async fn migrate() -> Result<(), String> {
     let database = DatabaseSettings::from_env().map_err(|e| e.to_string())?;
+    let roles = config::signup_roles_from_env().map_err(|e| e.to_string())?;
     let url = database.migration_url()?;
     // A transaction pooler on another port than Supabase's, or not declared: found by probing,
     // before the advisory lock is taken.
@@ -61,7 +62,11 @@ async fn migrate() -> Result<(), String> {
     store::migrate(&pool)
         .await
         .map_err(|e| format!("migration failed: {e}"))?;
-    tracing::info!("migrations applied");
+    // The signup function refuses any role the database does not list (SIGNUP_ROLES).
+    store::signup_roles::write(&pool, roles.names())
+        .await
+        .map_err(|e| format!("cannot write SIGNUP_ROLES into atomic_signup.signup_roles: {e}"))?;
+    tracing::info!(roles = ?roles.names(), "migrations applied; signup roles written");
     Ok(())
 }
 

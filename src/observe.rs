@@ -26,6 +26,8 @@ pub const OUTBOX_RETRIED: &str = "atomic_signup_outbox_retried_total";
 pub const OUTBOX_FAILED: &str = "atomic_signup_outbox_failed_total";
 pub const RATE_LIMIT_CLIENTS: &str = "atomic_signup_rate_limit_clients";
 pub const GOTRUE_DURATION: &str = "atomic_signup_gotrue_request_duration_seconds";
+/// Connections closed at accept: their client already held HTTP_MAX_CONNECTIONS_PER_IP.
+pub const CONNECTIONS_REFUSED: &str = "atomic_signup_connections_refused_total";
 
 /// Histogram buckets (seconds): sub-millisecond transactions up to multi-second GoTrue calls,
 /// finer around the signup transaction's few milliseconds (its p99 target is 5 ms).

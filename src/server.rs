@@ -5,11 +5,15 @@
 //!   requests — is closed;
 //! - a bound on open connections (`HTTP_MAX_CONNECTIONS`): beyond it, new connections wait in the
 //!   kernel's backlog instead of taking file descriptors;
+//! - a bound on open connections per client address (`HTTP_MAX_CONNECTIONS_PER_IP`; an IPv6
+//!   client by its /64): a connection beyond it is closed as soon as it is accepted, before any
+//!   byte is read, so one client cannot hold every connection;
 //! - graceful shutdown: after `shutdown`, no new connections; open ones finish their request.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -28,6 +32,52 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// Open connections at most.
     pub max_connections: usize,
+    /// Open connections per client address at most (0 = no bound).
+    pub max_connections_per_ip: usize,
+}
+
+/// Open connections per client address (IPv4, or IPv6 /64). An entry exists only while its
+/// client has a connection open, so the table is never larger than the open connections.
+#[derive(Clone, Default)]
+struct PerClient(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+/// One open connection of a client: counted until dropped.
+struct ClientSlot {
+    table: PerClient,
+    client: IpAddr,
+}
+
+impl PerClient {
+    /// A slot for `peer`, unless it already holds `max` connections.
+    fn take(&self, peer: IpAddr, max: usize) -> Option<ClientSlot> {
+        let client = crate::routes::client_ip::rate_limit_bucket(peer);
+        let mut table = self.0.lock().ok()?;
+        let open = table.entry(client).or_insert(0);
+        if *open >= max {
+            if *open == 0 {
+                table.remove(&client);
+            }
+            return None;
+        }
+        *open += 1;
+        Some(ClientSlot {
+            table: self.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        if let Ok(mut table) = self.table.0.lock()
+            && let Some(open) = table.get_mut(&self.client)
+        {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                table.remove(&self.client);
+            }
+        }
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then waits for open connections to
@@ -43,6 +93,7 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_client = PerClient::default();
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -65,6 +116,21 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let slot = if limits.max_connections_per_ip == 0 {
+            None
+        } else {
+            match per_client.take(peer.ip(), limits.max_connections_per_ip) {
+                Some(slot) => Some(slot),
+                None => {
+                    // Closed unread; the permit goes back with it.
+                    metrics::counter!(crate::observe::CONNECTIONS_REFUSED).increment(1);
+                    tracing::debug!(
+                        "connection closed: its client holds HTTP_MAX_CONNECTIONS_PER_IP"
+                    );
+                    continue;
+                }
+            }
+        };
         // Answers go out at once (no Nagle delay on small responses).
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "TCP_NODELAY not set");
@@ -82,6 +148,7 @@ pub async fn serve(
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "connection closed with an error");
             }
+            drop(slot);
             drop(permit);
         });
     }

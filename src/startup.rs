@@ -17,6 +17,7 @@ use crate::gotrue::GoTrueClient;
 use crate::idempotency::Idempotency;
 use crate::outbox::Worker;
 use crate::password::Hasher;
+use crate::routes::login::FailedLoginTimes;
 use crate::routes::{self, AppState, RateLimitTables};
 use crate::server::{self, ConnectionLimits};
 use crate::store;
@@ -35,6 +36,12 @@ pub enum StartupError {
         .0.join("; ")
     )]
     SchemaMissing(Vec<String>),
+    #[error(
+        "SIGNUP_ROLES names {} that the database does not allow (atomic_signup.signup_roles): \
+         run `atomic-signup migrate` with this SIGNUP_ROLES, then start the service again",
+        .0.join(", ")
+    )]
+    RolesNotInDatabase(Vec<String>),
     #[error("cannot build the GoTrue HTTP client: {0}")]
     HttpClient(reqwest::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -70,7 +77,7 @@ impl Application {
             );
         }
         let pool = store::Database::new(&settings.database);
-        check_database(&pool).await?;
+        check_database(&pool, settings.signup.roles.names()).await?;
         let hasher = Hasher::for_this_machine(settings.argon2, settings.hash_queue_per_core)?;
         let gotrue = settings
             .gotrue
@@ -120,7 +127,8 @@ impl Application {
         let settings = Arc::new(settings);
         let state = AppState {
             settings: Arc::clone(&settings),
-            failed_logins: Arc::default(),
+            failed_logins: Arc::new(FailedLoginTimes::measure(&hasher).await),
+            readiness: Arc::default(),
             pool: pool.clone(),
             hasher,
             gotrue,
@@ -193,6 +201,7 @@ impl Application {
         let limits = ConnectionLimits {
             header_read_timeout: self.settings.http_header_read_timeout,
             max_connections: self.settings.http_max_connections,
+            max_connections_per_ip: self.settings.http_max_connections_per_ip,
         };
         if let Some((listener, router)) = self.metrics {
             if let Ok(addr) = listener.local_addr() {
@@ -240,18 +249,14 @@ impl Application {
 /// Refuses to start when the schema is incomplete. An unreachable database is not fatal: the
 /// pool connects on demand, the service answers 503 until the database is back (and the check is
 /// skipped; said once here so an operator sees a wrong URL at once).
-async fn check_database(pool: &store::Database) -> Result<(), StartupError> {
-    match tokio::time::timeout(
-        Duration::from_secs(5),
-        store::schema_check::missing_schema(pool),
-    )
-    .await
-    {
-        Ok(Ok(missing)) if missing.is_empty() => {
-            tracing::info!("database reachable; schema and migrations in place");
+async fn check_database(pool: &store::Database, roles: &[String]) -> Result<(), StartupError> {
+    match tokio::time::timeout(Duration::from_secs(5), database_state(pool, roles)).await {
+        Ok(Ok(DatabaseState::Ready)) => {
+            tracing::info!("database reachable; schema, migrations and signup roles in place");
             Ok(())
         }
-        Ok(Ok(missing)) => Err(StartupError::SchemaMissing(missing)),
+        Ok(Ok(DatabaseState::SchemaMissing(missing))) => Err(StartupError::SchemaMissing(missing)),
+        Ok(Ok(DatabaseState::RolesMissing(roles))) => Err(StartupError::RolesNotInDatabase(roles)),
         Ok(Err(err @ store::StoreError::AuthenticationFailed(_))) => {
             tracing::error!(error = %err, "check the user and password of DATABASE_URL; schema not checked");
             Ok(())
@@ -269,6 +274,31 @@ async fn check_database(pool: &store::Database) -> Result<(), StartupError> {
             Ok(())
         }
     }
+}
+
+/// What the startup check found in the database.
+enum DatabaseState {
+    Ready,
+    /// Tables, functions or migrations missing.
+    SchemaMissing(Vec<String>),
+    /// SIGNUP_ROLES names roles that `atomic_signup.signup_roles` does not hold.
+    RolesMissing(Vec<String>),
+}
+
+async fn database_state(
+    pool: &store::Database,
+    roles: &[String],
+) -> Result<DatabaseState, store::StoreError> {
+    let missing = store::schema_check::missing_schema(pool).await?;
+    if !missing.is_empty() {
+        return Ok(DatabaseState::SchemaMissing(missing));
+    }
+    let roles = store::signup_roles::missing(pool, roles).await?;
+    Ok(if roles.is_empty() {
+        DatabaseState::Ready
+    } else {
+        DatabaseState::RolesMissing(roles)
+    })
 }
 
 /// The full router: routes plus body limit, request ids, tracing and panic handling, and CORS

@@ -2,7 +2,10 @@
 //!
 //! `RUST_LOG` sets the filter (default `info`); `LOG_FORMAT=json|pretty` the format (default:
 //! pretty on a terminal, JSON otherwise). Every request runs in a span carrying its request id,
-//! taken from `X-Request-Id` or generated, and returned in the response's `X-Request-Id`.
+//! taken from `X-Request-Id` when it is well-formed (1 to 64 characters of `[A-Za-z0-9._-]`),
+//! else generated, and returned in the response's `X-Request-Id`. A client's id is never taken
+//! as sent: any length and any bytes would be echoed and written to every log line of the
+//! request (megabytes of logs, or a forged line in the pretty format).
 //! Nothing here logs bodies or headers, so passwords and keys never reach the log.
 
 use std::io::IsTerminal;
@@ -63,13 +66,14 @@ fn init_on(stderr: bool) {
 pub fn layer(router: Router) -> Router {
     router.layer(
         ServiceBuilder::new()
+            .map_request(drop_malformed_request_id)
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(|req: &Request<_>| {
                         let request_id = req
                             .headers()
-                            .get("x-request-id")
+                            .get(REQUEST_ID)
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("");
                         tracing::info_span!(
@@ -86,6 +90,31 @@ pub fn layer(router: Router) -> Router {
     )
 }
 
+/// Removes the request's `X-Request-Id` unless it is one well-formed id (see [`is_valid_request_id`]),
+/// so that one is generated instead.
+fn drop_malformed_request_id<B>(mut request: Request<B>) -> Request<B> {
+    let mut ids = request.headers().get_all(REQUEST_ID).iter();
+    let keep = match (ids.next(), ids.next()) {
+        (Some(id), None) => is_valid_request_id(id.as_bytes()),
+        _ => false,
+    };
+    if !keep {
+        request.headers_mut().remove(REQUEST_ID);
+    }
+    request
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// 1 to 64 characters of `[A-Za-z0-9._-]`: room for a UUID or a proxy's trace id, nothing that
+/// could break a log line.
+pub fn is_valid_request_id(id: &[u8]) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// A panicking handler answers like any internal error: through [`ApiError`], the one place
 /// where errors become HTTP.
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<axum::body::Body> {
@@ -95,4 +124,32 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<ax
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".to_owned());
     ApiError::internal("a request handler panicked", message).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_short_plain_request_ids_are_kept() {
+        for good in [
+            "a",
+            "req-signup-1",
+            "0f8e6c1e-7a8b-4c1d-9e2f-3a4b5c6d7e8f",
+            "A.b_C-9",
+        ] {
+            assert!(is_valid_request_id(good.as_bytes()), "{good}");
+        }
+        let long = "x".repeat(65);
+        for bad in [
+            "",
+            "a b",
+            "a}: atomic_signup: user logged in",
+            "ü",
+            "a\n",
+            &long,
+        ] {
+            assert!(!is_valid_request_id(bad.as_bytes()), "{bad}");
+        }
+    }
 }

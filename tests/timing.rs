@@ -272,3 +272,83 @@ async fn a_failed_login_takes_as_long_for_an_unknown_or_banned_email_as_for_a_wr
         &banned,
     );
 }
+
+/// The review's attack on the floor: 40 failed logins to an account without a password (GoTrue
+/// fails them without a hash, fast) before each probe. Learnt from, they dragged the floor down
+/// and a wrong password answered ~27 ms later than an unknown email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_of_users_without_a_password_cannot_drag_the_floor_down() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::builder()
+        .gotrue()
+        .configure(|s| {
+            s.argon2 = HashSettings {
+                memory_kib: 4096,
+                iterations: 2,
+                parallelism: 1,
+            };
+            s.require_email_confirmation = false;
+        })
+        .spawn()
+        .await;
+    for email in [
+        "known@example.com",
+        "banned@example.com",
+        "nopass@example.com",
+    ] {
+        let (status, body) =
+            status_json(app.signup(&signup_body("K", email, "Creator")).await).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    sqlx::query(
+        "update auth.users set banned_until = 'infinity' where email = 'banned@example.com'; ",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    // Invited, magic-link and OAuth users have no password.
+    sqlx::query("update auth.users set encrypted_password = '' where email = 'nopass@example.com'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let wrong = "not the password";
+    for _ in 0..70 {
+        let _ = app.login("known@example.com", wrong).await;
+    }
+    let poison = || async {
+        let logins = (0..40).map(|_| app.login("nopass@example.com", wrong));
+        for res in futures::future::join_all(logins).await {
+            assert_eq!(res.status(), 401);
+        }
+    };
+    let client = TimingClient::connect(&app.address);
+    let login = |email: &str| {
+        let body = json!({ "email": email, "password": wrong });
+        let (status, ms) = tokio::task::block_in_place(|| client.post(LOGIN, &body));
+        assert_eq!(status, 401, "{email}");
+        ms
+    };
+    let (mut known, mut unknown, mut banned) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..SAMPLES {
+        poison().await;
+        known.push(login("known@example.com"));
+        poison().await;
+        unknown.push(login(&format!("nobody{i}@example.com")));
+        poison().await;
+        banned.push(login("banned@example.com"));
+    }
+    assert_indistinguishable(
+        "failed login after poisoning",
+        "wrong password",
+        &known,
+        "unknown email",
+        &unknown,
+    );
+    assert_indistinguishable(
+        "failed login after poisoning",
+        "wrong password",
+        &known,
+        "banned user",
+        &banned,
+    );
+}

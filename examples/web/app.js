@@ -1,9 +1,13 @@
 // The example page's whole client: plain fetch, no framework, no build step.
 
-// Where the API is: `?api=http://localhost:8000` in the page's URL, else `config.apiBase`, else
-// the page's own origin (when the service serves or proxies the page).
-const config = { apiBase: "" };
-const apiBase = (new URLSearchParams(location.search).get("api") ?? config.apiBase).replace(/\/+$/, "");
+import { apiBase as configuredApiBase } from "./config.js";
+
+// Where the API is: `apiBase` in config.js, beside this file, set when the page is deployed ("":
+// the page's own origin, when the service serves or proxies the page). To point the page at your
+// API, edit or replace config.js (`export const apiBase = "http://localhost:8000";`) or mount
+// your own over it; scripts/dev.sh and docker-compose.yml do that. Never from the page's URL
+// (`?api=`) or anything else an outsider controls: the forms send the email and password there.
+const apiBase = String(configuredApiBase ?? "").replace(/\/+$/, "");
 document.getElementById("api-base").textContent = apiBase || location.origin;
 
 // The session of the last login. Kept in memory only: hand it to supabase-js with

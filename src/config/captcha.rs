@@ -30,12 +30,39 @@ impl CaptchaProvider {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CaptchaSettings {
     pub provider: CaptchaProvider,
     pub secret: SecretString,
     pub timeout: Duration,
+    /// May carry credentials or a query (a proxy's token): shown by `Debug` without them.
     pub verify_url: String,
+}
+
+/// For the startup log: the verify URL without credentials, query or fragment.
+impl std::fmt::Debug for CaptchaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptchaSettings")
+            .field("provider", &self.provider)
+            .field("secret", &self.secret)
+            .field("timeout", &self.timeout)
+            .field("verify_url", &url_for_logs(&self.verify_url))
+            .finish()
+    }
+}
+
+/// `url` without user, password, query and fragment (what a log may show of it).
+pub fn url_for_logs(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
+        }
+        Err(_) => "(not a URL)".to_owned(),
+    }
 }
 
 impl CaptchaSettings {
@@ -76,5 +103,28 @@ impl CaptchaSettings {
             timeout,
             verify_url,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verify_url_is_logged_without_credentials_or_query() {
+        let settings = CaptchaSettings {
+            provider: CaptchaProvider::Hcaptcha,
+            secret: SecretString::from("s3cret"),
+            timeout: Duration::from_secs(1),
+            verify_url: "https://user:pa55@verify.example/siteverify?token=t0ken#frag".to_owned(),
+        };
+        let shown = format!("{settings:?}");
+        assert!(
+            shown.contains("https://verify.example/siteverify"),
+            "{shown}"
+        );
+        for hidden in ["user", "pa55", "t0ken", "frag", "s3cret"] {
+            assert!(!shown.contains(hidden), "{hidden} in {shown}");
+        }
     }
 }

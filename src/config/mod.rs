@@ -57,6 +57,9 @@ pub struct Settings {
     pub http_header_read_timeout: Duration,
     /// Open client connections at most.
     pub http_max_connections: usize,
+    /// Open connections per client address (IPv6: per /64) at most; 0 = no bound (behind a
+    /// proxy, every connection comes from the proxy's address).
+    pub http_max_connections_per_ip: usize,
     /// How often the rate limiters forget clients whose bucket is full again.
     pub rate_limit_prune_interval: Duration,
     pub argon2: HashSettings,
@@ -124,9 +127,7 @@ impl Settings {
             parse_socket_addr,
         )?;
         let signup = SignupRules {
-            roles: parse_or(get, "SIGNUP_ROLES", RoleSet::default(), |v| {
-                RoleSet::parse_list(v)
-            })?,
+            roles: signup_roles(get)?,
             password: PasswordPolicy {
                 min_length: parse_or(
                     get,
@@ -184,10 +185,25 @@ impl Settings {
             v => Some(parse_or(
                 &|_| v.clone(),
                 "METRICS_BIND_ADDR",
-                SocketAddr::from(([0, 0, 0, 0], 9100)),
+                SocketAddr::from(([127, 0, 0, 1], 9100)),
                 parse_socket_addr,
             )?),
         };
+        let metrics_allow_public = parse_or(get, "METRICS_ALLOW_PUBLIC", false, parse_bool)?;
+        if conceal_existing_emails
+            && !metrics_allow_public
+            && metrics_bind_addr.is_some_and(|addr| !addr.ip().is_loopback())
+        {
+            return Err(ConfigError::Invalid {
+                name: "METRICS_BIND_ADDR",
+                reason: "with CONCEAL_EXISTING_EMAILS=true the metrics must stay on a loopback \
+                         address: the outbox and confirmation counters move only for new emails, \
+                         so whoever reads them tells new from registered addresses. Use \
+                         127.0.0.1:9100, leave it empty (metrics off), or set \
+                         METRICS_ALLOW_PUBLIC=true if only your monitoring can reach this address"
+                    .to_owned(),
+            });
+        }
         let http_header_read_timeout = parse_or(
             get,
             "HTTP_HEADER_READ_TIMEOUT_S",
@@ -196,6 +212,8 @@ impl Settings {
         )?;
         let http_max_connections =
             parse_or(get, "HTTP_MAX_CONNECTIONS", 1024, count(1, 1_000_000))?;
+        let http_max_connections_per_ip =
+            parse_or(get, "HTTP_MAX_CONNECTIONS_PER_IP", 64, count(0, 1_000_000))?;
         let rate_limit_prune_interval = parse_or(
             get,
             "RATE_LIMIT_PRUNE_INTERVAL_S",
@@ -264,6 +282,7 @@ impl Settings {
             metrics_bind_addr,
             http_header_read_timeout,
             http_max_connections,
+            http_max_connections_per_ip,
             rate_limit_prune_interval,
             argon2,
             hash_queue_per_core,
@@ -280,28 +299,29 @@ impl Settings {
     }
 }
 
-/// Loads `.env` (from this directory or the nearest parent that has one) into the environment;
-/// a missing file is fine. A malformed line is reported by its number only: the line itself
-/// may hold a password or a key.
+/// Loads `.env` from the working directory, or the file named by `ENV_FILE`, into the
+/// environment (variables already set win). A missing `./.env` is fine; a missing `ENV_FILE` is
+/// an error. Never a parent directory's `.env`: one in a directory that others can write to (the
+/// temporary directory, say) could point GOTRUE_URL at an attacker. A malformed line is reported
+/// by its number only: the line itself may hold a password or a key.
 pub fn load_dotenv() -> Result<(), String> {
-    match dotenvy::dotenv() {
-        Ok(_) => Ok(()),
-        Err(err) if err.not_found() => Ok(()),
+    let (path, named) = match std::env::var_os("ENV_FILE") {
+        Some(path) if !path.is_empty() => (std::path::PathBuf::from(path), true),
+        _ => (std::path::PathBuf::from(".env"), false),
+    };
+    match dotenvy::from_path(&path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.not_found() && !named => Ok(()),
         Err(dotenvy::Error::LineParse(line, _)) => {
-            let number = std::env::current_dir()
+            let number = std::fs::read_to_string(&path)
                 .ok()
-                .and_then(|dir| {
-                    dir.ancestors()
-                        .map(|d| d.join(".env"))
-                        .find(|p| p.is_file())
-                })
-                .and_then(|path| std::fs::read_to_string(path).ok())
                 .and_then(|text| line_number_of(&text, &line));
             Err(match number {
                 Some(n) => format!("line {n} is malformed (its content is not shown)"),
                 None => "a line is malformed (its content is not shown)".to_owned(),
             })
         }
+        Err(dotenvy::Error::Io(err)) if named => Err(format!("ENV_FILE={}: {err}", path.display())),
         Err(dotenvy::Error::Io(err)) => Err(err.to_string()),
         Err(_) => Err("it is not valid".to_owned()),
     }
@@ -311,6 +331,16 @@ pub fn load_dotenv() -> Result<(), String> {
 fn line_number_of(text: &str, line: &str) -> Option<usize> {
     let at = text.find(line.trim_start())?;
     Some(text[..at].matches('\n').count() + 1)
+}
+
+/// SIGNUP_ROLES: the roles a signup may ask for (`serve`), written into the database by `migrate`.
+pub fn signup_roles(get: &dyn Fn(&str) -> Option<String>) -> Result<RoleSet, ConfigError> {
+    parse_or(get, "SIGNUP_ROLES", RoleSet::default(), RoleSet::parse_list)
+}
+
+/// [`signup_roles`] from the process environment.
+pub fn signup_roles_from_env() -> Result<RoleSet, ConfigError> {
+    signup_roles(&env_lookup)
 }
 
 /// SIGNUP_EMAIL_DOMAIN_ALLOWLIST or SIGNUP_EMAIL_DOMAIN_DENYLIST (not both).
@@ -535,10 +565,11 @@ mod tests {
         assert_eq!(s.database.acquire_timeout, Duration::from_secs(2));
         assert_eq!(
             s.metrics_bind_addr,
-            Some(SocketAddr::from(([0, 0, 0, 0], 9100)))
+            Some(SocketAddr::from(([127, 0, 0, 1], 9100)))
         );
         assert_eq!(s.http_header_read_timeout, Duration::from_secs(10));
         assert_eq!(s.http_max_connections, 1024);
+        assert_eq!(s.http_max_connections_per_ip, 64);
         assert_eq!(s.conceal_min_duration, Duration::from_millis(100));
         assert_eq!(s.rate_limit_prune_interval, Duration::from_secs(60));
         assert_eq!(
@@ -581,6 +612,30 @@ mod tests {
         );
         let err = settings(&[("DATABASE_URL", URL), ("METRICS_BIND_ADDR", "nine")]).unwrap_err();
         assert!(err.to_string().starts_with("METRICS_BIND_ADDR is invalid"));
+    }
+
+    #[test]
+    fn concealment_keeps_metrics_on_loopback_unless_allowed() {
+        let conceal = [("DATABASE_URL", URL), ("CONCEAL_EXISTING_EMAILS", "true")];
+        assert!(settings(&conceal).is_ok(), "the default is loopback");
+        let public = [conceal.as_slice(), &[("METRICS_BIND_ADDR", "0.0.0.0:9100")]].concat();
+        let err = settings(&public).unwrap_err().to_string();
+        assert!(
+            err.starts_with("METRICS_BIND_ADDR is invalid")
+                && err.contains("METRICS_ALLOW_PUBLIC=true"),
+            "{err}"
+        );
+        let allowed = [public.as_slice(), &[("METRICS_ALLOW_PUBLIC", "true")]].concat();
+        assert!(settings(&allowed).is_ok());
+        let v6 = [conceal.as_slice(), &[("METRICS_BIND_ADDR", "[::1]:9100")]].concat();
+        assert!(settings(&v6).is_ok(), "::1 is loopback");
+        let off = [conceal.as_slice(), &[("METRICS_BIND_ADDR", "")]].concat();
+        assert!(settings(&off).is_ok());
+        let open = [("DATABASE_URL", URL), ("METRICS_BIND_ADDR", "0.0.0.0:9100")];
+        assert!(
+            settings(&open).is_ok(),
+            "without concealment nothing is hidden"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Health, readiness and metrics.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
@@ -32,17 +32,60 @@ pub struct Readiness {
     pub checks: ReadinessChecks,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReadinessChecks {
     pub database: &'static str,
     pub gotrue: &'static str,
 }
 
-/// `GET /readyz`: `SELECT 1` within 1 s, and GoTrue's `/health` when login is configured.
+/// `GET /readyz`: `SELECT 1` within 1 s, and GoTrue's `/health` when login is configured; the
+/// result is shared (see [`Readiness`]).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "Every dependency answers", body = Readiness),
+    (status = 200, description = "Every dependency answers (as probed at most 1 s ago)", body = Readiness),
     (status = 503, description = "A dependency failed; `checks` says which", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    let checks = state.readiness.checks(&state).await;
+    let ready = checks.database == "ok" && checks.gotrue != "unavailable";
+    let body = Readiness {
+        status: if ready { "ready" } else { "unavailable" },
+        checks,
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// The last readiness probe, shared by every caller of `/readyz`: the endpoint is open to anyone,
+/// and each probe queries Postgres and calls GoTrue. At most one probe runs at a time, and a
+/// result younger than [`ReadinessProbe::FRESH_FOR`] is answered as is, so no request rate turns
+/// into more than one probe of each dependency per second.
+#[derive(Default)]
+pub struct ReadinessProbe {
+    /// Held while a probe runs: callers that arrive meanwhile wait for its result.
+    last: tokio::sync::Mutex<Option<(Instant, ReadinessChecks)>>,
+}
+
+impl ReadinessProbe {
+    pub const FRESH_FOR: Duration = Duration::from_secs(1);
+
+    async fn checks(&self, state: &AppState) -> ReadinessChecks {
+        let mut last = self.last.lock().await;
+        if let Some((at, checks)) = last.as_ref()
+            && at.elapsed() < Self::FRESH_FOR
+        {
+            return checks.clone();
+        }
+        let checks = probe(state).await;
+        *last = Some((Instant::now(), checks.clone()));
+        checks
+    }
+}
+
+/// One probe of each dependency, each within [`READY_TIMEOUT`].
+async fn probe(state: &AppState) -> ReadinessChecks {
     let database = async {
         match tokio::time::timeout(READY_TIMEOUT, store::ping(&state.pool)).await {
             Ok(Ok(_)) => "ok",
@@ -66,17 +109,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         }
     };
     let (database, gotrue) = tokio::join!(database, gotrue);
-    let ready = database == "ok" && gotrue != "unavailable";
-    let body = Readiness {
-        status: if ready { "ready" } else { "unavailable" },
-        checks: ReadinessChecks { database, gotrue },
-    };
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
+    ReadinessChecks { database, gotrue }
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -70,10 +70,33 @@ impl JsonObject {
                 None
             }
         });
-        for unknown in map.keys() {
-            errors.add(unknown.as_str(), "unknown field");
-        }
+        report_unknown(map.keys(), errors);
         values
+    }
+}
+
+/// Unknown field names echoed in a 422 at most (the rest are counted, not named).
+const UNKNOWN_FIELDS_NAMED: usize = 5;
+/// Characters of an unknown field's name that are echoed.
+const UNKNOWN_NAME_CHARS: usize = 64;
+
+/// Records unknown field names in `errors`: the first [`UNKNOWN_FIELDS_NAMED`], each cut to
+/// [`UNKNOWN_NAME_CHARS`] characters, so an answer never grows with what the client sent.
+fn report_unknown<'a>(
+    names: impl ExactSizeIterator<Item = &'a String>,
+    errors: &mut ValidationErrors,
+) {
+    let left = names.len().saturating_sub(UNKNOWN_FIELDS_NAMED);
+    for (i, name) in names.take(UNKNOWN_FIELDS_NAMED).enumerate() {
+        let shown: String = name.chars().take(UNKNOWN_NAME_CHARS).collect();
+        if i + 1 == UNKNOWN_FIELDS_NAMED && left > 0 {
+            errors.add(
+                shown,
+                format!("unknown field (and {left} more unknown fields)"),
+            );
+        } else {
+            errors.add(shown, "unknown field");
+        }
     }
 }
 
@@ -85,4 +108,35 @@ fn innermost_cause(err: &(dyn std::error::Error + 'static)) -> String {
         current = source;
     }
     current.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_named_a_few_at_a_time_and_cut_short() {
+        let names: Vec<String> = (0..500)
+            .map(|i| format!("{i:03}{}", "x".repeat(300)))
+            .collect();
+        let mut errors = ValidationErrors::default();
+        report_unknown(names.iter(), &mut errors);
+        let fields = errors.fields();
+        assert_eq!(fields.len(), UNKNOWN_FIELDS_NAMED);
+        assert!(
+            fields
+                .keys()
+                .all(|k| k.chars().count() == UNKNOWN_NAME_CHARS)
+        );
+        assert_eq!(
+            fields.values().last().map(String::as_str),
+            Some("unknown field (and 495 more unknown fields)")
+        );
+        let mut errors = ValidationErrors::default();
+        report_unknown([String::from("extra")].iter(), &mut errors);
+        assert_eq!(
+            errors.fields().get("extra").map(String::as_str),
+            Some("unknown field")
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! `POST /api/auth/login`: GoTrue's password grant, plus the user's profile.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use crate::domain::{Credentials, ValidationErrors};
 use crate::error::ApiError;
 use crate::error::ErrorResponse;
 use crate::gotrue::GoTrueError;
-use crate::password::dummy_password;
+use crate::password::{Hasher, dummy_password};
 use crate::store::StoreError;
 use crate::store::profiles::{LoginUser, find_profile, find_user_by_email};
 
@@ -139,49 +139,42 @@ pub async fn login(
 
 /// A failed login, as the client sees it. An unknown email, a wrong password and a banned user
 /// all answer 401 `invalid_credentials`, after the same time. GoTrue compares a hash only for a
-/// known, unbanned user, so the other two would answer sooner. Every failed login is therefore
-/// held until a floor: the 95th percentile of the recent failed logins of known users, plus
-/// [`IDLE_BEFORE_ANSWER`] (the same wait for all three kinds, so their times match; only a known
-/// user's login slower than that floor answers later). Before any such login was seen, the
-/// unknown and banned ones hash the password once instead, the work GoTrue would have done.
+/// known, unbanned user with a password, so the other kinds would answer sooner. Every failed
+/// login is therefore held until the floor of [`FailedLoginTimes`], plus [`IDLE_BEFORE_ANSWER`]
+/// (the same wait for every kind, so their times match; only a known user's login slower than
+/// the floor answers later).
+///
+/// The floor is learnt only from failures where GoTrue compared a hash: a known user whose
+/// row has a password (`password_kind`). Users without one (invited, magic-link, OAuth) fail
+/// inside GoTrue at once; learning from them let an attacker drag the floor down.
 async fn conceal_failed_login(
     state: &AppState,
     started: Instant,
     err: GoTrueError,
     by_email: &Result<Option<LoginUser>, StoreError>,
 ) -> ApiError {
-    let hashed_by_gotrue = match &err {
-        GoTrueError::InvalidCredentials => matches!(by_email, Ok(Some(_))),
-        GoTrueError::UserBanned => false,
+    let hashed_kind = match (&err, by_email) {
+        (GoTrueError::InvalidCredentials, Ok(Some(user))) => user.password_kind.as_deref(),
+        (GoTrueError::InvalidCredentials | GoTrueError::UserBanned, _) => None,
         _ => return err.into(),
     };
-    // Logged before the wait: after it, only what all three kinds do may run.
+    // Logged before the wait: after it, only what all kinds do may run.
     if matches!(err, GoTrueError::UserBanned) {
         tracing::info!("login of a banned user answered as invalid credentials");
     }
-    if hashed_by_gotrue {
-        state.failed_logins.record(started.elapsed());
+    if let Some(kind) = hashed_kind {
+        state.failed_logins.record(kind, started.elapsed());
     }
-    match state.failed_logins.floor() {
-        Some(floor) => wait_until(started + floor + IDLE_BEFORE_ANSWER).await,
-        None if !hashed_by_gotrue => {
-            if let Err(hash_err) = state.hasher.hash(dummy_password()).await {
-                tracing::debug!(error = %hash_err, "the equalising hash was not computed");
-            }
-        }
-        None => {}
-    }
+    wait_until(started + state.failed_logins.floor() + IDLE_BEFORE_ANSWER).await;
     ApiError::InvalidCredentials
 }
 
-/// How long past the 95th percentile every padded failed login waits, so that a known user's
-/// login, too, has idled for milliseconds before its answer is written. Without it, the answer
-/// to a known user went out right after GoTrue's hash, on a CPU still busy and with the HTTP and
-/// TCP code warm in its caches, while the other kinds had idled for the whole wait: their answers
-/// were written ~0.05–0.1 ms slower (measured from the end of the wait to the client: every step
-/// after it, ~40 % slower), a lean towards "unknown" in every run (2026-12-03, GoTrue double on
-/// the same host, z between -0.2 and -2.0 over 5 runs, at times beyond -3.3). With 5 ms of idling
-/// for every kind the lean was gone (z between -1.2 and +0.6 over 10 comparisons).
+/// How long past the floor every failed login waits, so that a known user's login, too, has
+/// idled for milliseconds before its answer is written. Without it, the answer to a known user
+/// went out right after GoTrue's hash, on a CPU still busy and with the HTTP and TCP code warm in
+/// its caches, while the other kinds had idled for the whole wait: their answers were written a
+/// little later (every step after the wait ran slower), a measurable lean towards "unknown"
+/// (figures in docs: the README's guarantees).
 const IDLE_BEFORE_ANSWER: Duration = Duration::from_millis(5);
 
 /// Waits until `deadline`, to within microseconds: tokio's timer has a 1 ms resolution and rounds
@@ -196,31 +189,155 @@ async fn wait_until(deadline: Instant) {
     }
 }
 
-/// How long the last failed logins of known users took (GoTrue compared a hash for them): at
-/// most [`FailedLoginTimes::KEPT`], the oldest dropped first.
+/// How long failed logins of known users took, per kind of password hash (algorithm and cost:
+/// an argon2id of 19 MiB and a bcrypt of cost 10 take different times), the last
+/// [`FailedLoginTimes::KEPT`] of each kind.
+///
+/// The floor is the largest 95th percentile over the kinds, and never less than one hash of the
+/// service's own configured cost, measured at startup ([`FailedLoginTimes::measure`]). So the
+/// floor cannot be steered down: failures without a hash are never recorded, failing only on
+/// accounts with a cheap kind of hash does not displace the costly kinds' samples, and no sample
+/// set goes below the startup measurement. It can go up with a slow GoTrue (every failed login
+/// then waits longer, up to GoTrue's own timeout), and comes down again as fresh samples of that
+/// kind replace the slow ones.
+#[derive(Debug)]
+pub struct FailedLoginTimes {
+    /// One hash of the configured cost, measured at startup.
+    minimum: Duration,
+    kinds: Mutex<HashMap<String, KindTimes>>,
+}
+
 #[derive(Debug, Default)]
-pub struct FailedLoginTimes(Mutex<VecDeque<Duration>>);
+struct KindTimes {
+    times: VecDeque<Duration>,
+    /// When the last sample came (the least recently used kind goes first when the table is full).
+    last: Option<Instant>,
+}
+
+impl KindTimes {
+    /// The 95th percentile of the recorded durations.
+    fn p95(&self) -> Option<Duration> {
+        let mut times: Vec<Duration> = self.times.iter().copied().collect();
+        times.sort_unstable();
+        let at = (times.len() * 95).div_ceil(100).checked_sub(1)?;
+        times.get(at).copied()
+    }
+}
 
 impl FailedLoginTimes {
+    /// Samples kept per kind.
     const KEPT: usize = 64;
+    /// Kinds kept: a project has a handful (this service's argon2id, GoTrue's bcrypt, imported
+    /// hashes); the table stays bounded whatever the rows hold.
+    const MAX_KINDS: usize = 16;
+    /// Characters of a kind that count (the SQL sends at most 64).
+    const KIND_LENGTH: usize = 64;
 
-    fn record(&self, took: Duration) {
-        if let Ok(mut times) = self.0.lock() {
-            if times.len() == Self::KEPT {
-                times.pop_front();
-            }
-            times.push_back(took);
+    pub fn new(minimum: Duration) -> Self {
+        Self {
+            minimum,
+            kinds: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The 95th percentile of the recorded durations.
-    fn floor(&self) -> Option<Duration> {
-        let mut times: Vec<Duration> = self.0.lock().ok()?.iter().copied().collect();
-        if times.is_empty() {
-            return None;
+    /// Starts with the median of three hashes of `hasher`'s configured cost as the minimum.
+    pub async fn measure(hasher: &Hasher) -> Self {
+        let mut took = Vec::with_capacity(3);
+        for _ in 0..3 {
+            let started = Instant::now();
+            if hasher.hash(dummy_password()).await.is_ok() {
+                took.push(started.elapsed());
+            }
         }
-        times.sort_unstable();
-        let at = (times.len() * 95).div_ceil(100).saturating_sub(1);
-        times.get(at).copied()
+        took.sort_unstable();
+        let minimum = took.get(took.len() / 2).copied().unwrap_or_default();
+        tracing::debug!(?minimum, "failed-login floor measured");
+        Self::new(minimum)
+    }
+
+    fn record(&self, kind: &str, took: Duration) {
+        let kind: String = kind.chars().take(Self::KIND_LENGTH).collect();
+        let Ok(mut kinds) = self.kinds.lock() else {
+            return;
+        };
+        if !kinds.contains_key(&kind) && kinds.len() >= Self::MAX_KINDS {
+            let oldest = kinds
+                .iter()
+                .min_by_key(|(_, t)| t.last)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                kinds.remove(&oldest);
+            }
+        }
+        let entry = kinds.entry(kind).or_default();
+        if entry.times.len() == Self::KEPT {
+            entry.times.pop_front();
+        }
+        entry.times.push_back(took);
+        entry.last = Some(Instant::now());
+    }
+
+    /// How long every failed login takes at least (before [`IDLE_BEFORE_ANSWER`]).
+    fn floor(&self) -> Duration {
+        let learnt = self
+            .kinds
+            .lock()
+            .ok()
+            .and_then(|kinds| kinds.values().filter_map(KindTimes::p95).max());
+        learnt.map_or(self.minimum, |p95| p95.max(self.minimum))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_floor_never_falls_below_the_minimum() {
+        let times = FailedLoginTimes::new(20 * MS);
+        assert_eq!(times.floor(), 20 * MS);
+        for _ in 0..100 {
+            times.record("$argon2id$v=19$m=8,t=1,p=1", MS);
+        }
+        assert_eq!(times.floor(), 20 * MS);
+    }
+
+    #[test]
+    fn cheap_kinds_do_not_displace_costly_ones() {
+        let times = FailedLoginTimes::new(MS);
+        for _ in 0..10 {
+            times.record("$2a$10", 70 * MS);
+        }
+        for _ in 0..1000 {
+            times.record("$argon2id$v=19$m=19456,t=2,p=1", 30 * MS);
+        }
+        assert_eq!(times.floor(), 70 * MS);
+    }
+
+    #[test]
+    fn the_kinds_table_is_bounded() {
+        let times = FailedLoginTimes::new(MS);
+        for i in 0..1000 {
+            times.record(&format!("kind-{i}-{}", "x".repeat(500)), MS);
+        }
+        let kinds = times.kinds.lock().unwrap();
+        assert_eq!(kinds.len(), FailedLoginTimes::MAX_KINDS);
+        assert!(
+            kinds
+                .keys()
+                .all(|k| k.chars().count() <= FailedLoginTimes::KIND_LENGTH)
+        );
+    }
+
+    #[test]
+    fn the_floor_is_the_95th_percentile_of_a_kind() {
+        let times = FailedLoginTimes::new(MS);
+        for i in 1..=100u32 {
+            times.record("k", i * MS);
+        }
+        // The last 64: 37..=100 ms; the 95th percentile of 64 is the 61st.
+        assert_eq!(times.floor(), 97 * MS);
     }
 }

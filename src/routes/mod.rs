@@ -3,7 +3,7 @@
 
 pub mod client_ip;
 pub mod cors;
-mod health;
+pub mod health;
 mod json;
 pub mod login;
 pub mod openapi;
@@ -58,6 +58,8 @@ pub struct AppState {
     pub idempotency: Idempotency,
     /// Recent durations of failed logins of known users (see `login`).
     pub failed_logins: Arc<login::FailedLoginTimes>,
+    /// The last readiness probe, shared by every `/readyz` caller.
+    pub readiness: Arc<health::ReadinessProbe>,
 }
 
 /// The API router (rate limits and request timeout from the settings), and the rate limiters'

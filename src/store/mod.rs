@@ -6,6 +6,7 @@ pub mod pooler;
 pub mod profiles;
 pub mod schema_check;
 pub mod signup;
+pub mod signup_roles;
 
 use std::ops::Deref;
 use std::time::Duration;

@@ -18,6 +18,10 @@ pub struct LoginUser {
     pub user_id: Uuid,
     /// `None` for a user made outside this service.
     pub profile: Option<Profile>,
+    /// The algorithm and cost of the user's password hash (`$argon2id$v=19$m=19456,t=2,p=1`,
+    /// `$2a$10`, …; never the salt or the hash); `None` when the user has no password, so that
+    /// GoTrue fails their login without comparing a hash.
+    pub password_kind: Option<String>,
 }
 
 /// What `find_profile_by_email` answers (the profile's columns are NULL without a profile).
@@ -26,6 +30,7 @@ struct ProfileByEmail {
     name: Option<String>,
     role: Option<String>,
     onboarding_completed: Option<bool>,
+    password_kind: Option<String>,
 }
 
 /// The user GoTrue would find for `email` (same lookup), with the profile if any; `None` when
@@ -36,7 +41,7 @@ pub async fn find_user_by_email(
 ) -> Result<Option<LoginUser>, StoreError> {
     let row = unit!(db, |conn| sqlx::query_as!(
         ProfileByEmail,
-        r#"select user_id as "user_id!", name, role, onboarding_completed
+        r#"select user_id as "user_id!", name, role, onboarding_completed, password_kind
            from atomic_signup.find_profile_by_email($1)"#,
         email
     )
@@ -52,6 +57,7 @@ pub async fn find_user_by_email(
             }),
             _ => None,
         },
+        password_kind: r.password_kind,
     }))
 }
 

@@ -138,3 +138,50 @@ async fn secrets_never_reach_the_logs_and_every_request_line_has_its_id() {
         assert_eq!(span["request_id"], "req-signup-1", "{line}");
     }
 }
+
+#[tokio::test]
+async fn malformed_request_ids_are_replaced_in_the_answer_and_in_the_log() {
+    let db = TestDb::migrated().await;
+    let command = support::service_binary(&support::database_url(&db, "postgres", "postgres"));
+    let service = ServiceProcess::start(command).await;
+    let client = support::http_client();
+    // In the pretty log format this id, taken as sent, wrote a line of its own.
+    let forged = "x}: atomic_signup: user logged in user_id=00000000-0000-0000-0000-000000000000";
+    let oversized = "r".repeat(8 * 1024);
+    let kept = "proxy-trace.0123_ABC";
+    let mut answered = Vec::new();
+    for sent in [forged, oversized.as_str(), "a b", kept] {
+        let res = client
+            .get(format!("{}/healthz", service.base))
+            .header("x-request-id", sent)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        answered.push((sent, id));
+    }
+    // Two ids in one request: neither is taken.
+    let res = client
+        .get(format!("{}/healthz", service.base))
+        .header("x-request-id", "first-id")
+        .header("x-request-id", "second-id")
+        .send()
+        .await
+        .unwrap();
+    let two = res.headers().get_all("x-request-id").iter().count();
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(two, 1);
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+    let logs = service.stop().await;
+    for (sent, id) in &answered[..3] {
+        assert_ne!(id, sent);
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "generated: {id}");
+        assert!(logs.contains(id.as_str()), "the generated id is logged");
+    }
+    assert_eq!(answered[3].1, kept, "a well-formed id is kept");
+    assert!(logs.contains(kept));
+    assert!(!logs.contains("user logged in"), "forged line:\n{logs}");
+    assert!(!logs.contains("rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr"));
+    assert!(logs.len() < 64 * 1024, "{} bytes of logs", logs.len());
+}

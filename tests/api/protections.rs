@@ -32,6 +32,8 @@ enum Answer {
     Status(u16),
     NotJson,
     Slow(Duration),
+    /// 307 to this URL (a redirect re-sends the POST and its form, secret included).
+    Redirect(String),
 }
 
 impl Siteverify {
@@ -88,6 +90,11 @@ async fn verify(
             .unwrap()
             .into_response(),
         Answer::NotJson => "<html>oops</html>".into_response(),
+        Answer::Redirect(to) => (
+            axum::http::StatusCode::TEMPORARY_REDIRECT,
+            [(axum::http::header::LOCATION, to)],
+        )
+            .into_response(),
         Answer::Slow(d) => {
             tokio::time::sleep(d).await;
             axum::Json(json!({"success": true})).into_response()
@@ -215,6 +222,25 @@ async fn a_provider_that_fails_or_is_slow_is_503_never_a_pass() {
         .await;
     let body = with_token(signup_body("Down", "down@example.com", "Creator"), "any");
     assert_error(app.signup(&body).await, 503, "captcha_unavailable").await;
+}
+
+#[tokio::test]
+async fn a_redirect_from_the_provider_is_not_followed() {
+    let elsewhere = Siteverify::start(Answer::Accept("any")).await;
+    let provider = Siteverify::start(Answer::Redirect(elsewhere.url.clone())).await;
+    let settings = provider.settings(CaptchaProvider::Turnstile);
+    let app = TestApp::builder()
+        .configure(move |s| s.captcha = Some(settings))
+        .spawn()
+        .await;
+    let body = with_token(signup_body("Moved", "moved@example.com", "Creator"), "any");
+    assert_error(app.signup(&body).await, 503, "captcha_unavailable").await;
+    assert_eq!(provider.forms().len(), 1, "the provider was asked once");
+    assert!(
+        elsewhere.forms().is_empty(),
+        "the secret went to the redirect's target"
+    );
+    assert_eq!(counts(&app.db).await, (0, 0, 0));
 }
 
 #[tokio::test]

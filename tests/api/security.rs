@@ -155,6 +155,138 @@ async fn the_service_role_may_not_call_create_user_directly() {
     support::assert_sqlstate(&err, "42501", "the statement");
 }
 
+/// A valid PHC string of GoTrue's shape (what the service would send).
+const PHC: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+
+/// `create_user_idempotent` called directly, as whoever holds the service's role could.
+async fn create_directly(
+    conn: &mut PgConnection,
+    email: &str,
+    password: &str,
+    role: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "select * from atomic_signup.create_user_idempotent(gen_random_uuid(), $1, $2, 'Mallory', \
+         $3, true, null, null, null, null)",
+    )
+    .bind(email)
+    .bind(password)
+    .bind(role)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+#[tokio::test]
+async fn the_signup_function_refuses_arguments_the_service_would_never_send() {
+    let db = TestDb::migrated().await;
+    let login = least_privilege_login(&db).await;
+    let mut conn = PgConnection::connect_with(&login).await.unwrap();
+    for (what, email, password, role) in [
+        (
+            "a role outside the allow-list",
+            "m@example.com",
+            PHC,
+            "Admin",
+        ),
+        ("an upper-case email", "ADA@example.com", PHC, "Creator"),
+        ("an untrimmed email", " ada@example.com", PHC, "Creator"),
+        ("an empty email", "", PHC, "Creator"),
+        (
+            "a bcrypt hash",
+            "m@example.com",
+            "$2a$10$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY",
+            "Creator",
+        ),
+        ("a plain password", "m@example.com", "hunter2", "Creator"),
+    ] {
+        let err = create_directly(&mut conn, email, password, role)
+            .await
+            .expect_err(what);
+        support::assert_sqlstate(&err, "22023", what);
+    }
+    assert_eq!(support::counts(&db).await, (0, 0, 0));
+    // What the service sends still works.
+    create_directly(&mut conn, "ada@example.com", PHC, "Brand")
+        .await
+        .unwrap();
+    assert_eq!(support::counts(&db).await, (1, 1, 1));
+    // The allow-list itself is out of the service role's reach.
+    let err = sqlx::query("insert into atomic_signup.signup_roles values ('Admin')")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    support::assert_sqlstate(&err, "42501", "insert into signup_roles");
+}
+
+#[tokio::test]
+async fn the_service_role_cannot_aim_a_confirmation_mail_at_another_user() {
+    let app = TestApp::spawn().await;
+    for email in ["victim@example.com", "mallory@example.com"] {
+        let (status, body) =
+            status_json(app.signup(&signup_body("U", email, "Creator")).await).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let login = least_privilege_login(&app.db).await;
+    let mut conn = PgConnection::connect_with(&login).await.unwrap();
+    let err = sqlx::query(
+        "update atomic_signup.confirmation_outbox \
+         set user_id = (select id from auth.users where email = 'victim@example.com')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap_err();
+    support::assert_sqlstate(&err, "42501", "update of user_id");
+    // The worker's own columns stay writable.
+    sqlx::query(
+        "update atomic_signup.confirmation_outbox set attempts = attempts, last_error = null",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn migrate_writes_signup_roles_and_serve_refuses_roles_the_database_lacks() {
+    let db = TestDb::migrated().await;
+    let url = support::database_url(&db, "postgres", "postgres");
+    let out = support::run_binary(
+        &["migrate"],
+        &[("DATABASE_URL", &url), ("SIGNUP_ROLES", "Creator,Agency")],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let roles: Vec<String> =
+        sqlx::query_scalar("select role from atomic_signup.signup_roles order by role")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(roles, ["Agency", "Creator"]);
+    // A service configured with a role migrate did not write refuses to start, and says why.
+    let out = support::run_binary(
+        &["serve"],
+        &[
+            ("DATABASE_URL", &url),
+            ("SIGNUP_ROLES", "Creator,Brand"),
+            ("IDEMPOTENCY_SECRET", "idempotency-secret-0123456789abcdef"),
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("METRICS_BIND_ADDR", ""),
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("SIGNUP_ROLES names Brand") && stderr.contains("atomic-signup migrate"),
+        "{stderr}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The startup schema check under the least-privilege role
 // ---------------------------------------------------------------------------------------------
@@ -551,6 +683,83 @@ async fn slow_and_silent_connections_are_closed_after_the_header_timeout() {
     service.stop().await;
 }
 
+/// A connection to `addr` from the local address `from` (any of 127.0.0.0/8 works on loopback).
+async fn connect_from(from: &str, addr: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(addr.parse().unwrap()).await.unwrap()
+}
+
+/// Sends `GET /healthz` on `stream` (keep-alive) and returns the status line, or `None` when the
+/// service closed the connection without an answer.
+async fn healthz_on(stream: &mut TcpStream) -> Option<String> {
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return None;
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return None,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("no answer and no close within 5 s"),
+        }
+    }
+    // The body ({"status":"ok"}) is small: read it too so the next request starts clean.
+    let _ = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await;
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn one_client_cannot_hold_every_connection() {
+    const CAP: usize = 4;
+    let db = TestDb::migrated().await;
+    let mut command = support::service_binary(&support::database_url(&db, "postgres", "postgres"));
+    command.env("HTTP_MAX_CONNECTIONS_PER_IP", CAP.to_string());
+    let service = ServiceProcess::start(command).await;
+    let addr = service.base.trim_start_matches("http://").to_owned();
+
+    // The cap's worth of keep-alive connections from 127.0.0.2, each served.
+    let mut held = Vec::new();
+    for _ in 0..CAP {
+        let mut stream = connect_from("127.0.0.2", &addr).await;
+        let status = healthz_on(&mut stream).await;
+        assert_eq!(status.as_deref(), Some("HTTP/1.1 200 OK"));
+        held.push(stream);
+    }
+    // One more from the same address is closed without an answer.
+    let mut extra = connect_from("127.0.0.2", &addr).await;
+    assert_eq!(healthz_on(&mut extra).await, None, "over the cap");
+    // Another client is served as usual.
+    let mut other = connect_from("127.0.0.1", &addr).await;
+    assert_eq!(
+        healthz_on(&mut other).await.as_deref(),
+        Some("HTTP/1.1 200 OK")
+    );
+    // The held connections still work; once one closes, its slot is free again.
+    assert_eq!(
+        healthz_on(&mut held[0]).await.as_deref(),
+        Some("HTTP/1.1 200 OK")
+    );
+    drop(held.pop());
+    let freed = || async {
+        let mut stream = connect_from("127.0.0.2", &addr).await;
+        healthz_on(&mut stream).await.is_some()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), freed).await,
+        "a closed connection gives its slot back"
+    );
+    service.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Startup errors never show secrets
 // ---------------------------------------------------------------------------------------------
@@ -576,6 +785,57 @@ async fn a_malformed_env_file_is_reported_by_line_number_only() {
     assert!(!out.status.success());
     assert!(!stderr.contains("hunter2"), "{stderr}");
     assert!(stderr.contains("line 2"), "{stderr}");
+}
+
+#[tokio::test]
+async fn only_the_working_directory_s_env_file_or_env_file_is_read() {
+    let parent = std::env::temp_dir().join(format!("atomic-signup-env-{}", uuid::Uuid::new_v4()));
+    let work = parent.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    // Whatever a .env sets, an invalid DATABASE_URL tells whether the file was read.
+    let planted = "DATABASE_URL=planted-not-a-url\n";
+    std::fs::write(parent.join(".env"), planted).unwrap();
+    let serve = |vars: Vec<(&'static str, String)>| {
+        let work = work.clone();
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_atomic-signup"))
+                .arg("serve")
+                .env_clear()
+                .envs(vars)
+                .current_dir(&work)
+                .output()
+                .await
+                .unwrap();
+            assert!(!out.status.success());
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        }
+    };
+    let stderr = serve(vec![]).await;
+    assert!(
+        stderr.contains("DATABASE_URL is required but not set"),
+        "the parent's .env is ignored: {stderr}"
+    );
+    std::fs::write(work.join(".env"), planted).unwrap();
+    let stderr = serve(vec![]).await;
+    assert!(
+        stderr.contains("DATABASE_URL is invalid"),
+        "./.env is read: {stderr}"
+    );
+    std::fs::remove_file(work.join(".env")).unwrap();
+    let named = parent.join("service.env");
+    std::fs::write(&named, planted).unwrap();
+    let stderr = serve(vec![("ENV_FILE", named.display().to_string())]).await;
+    assert!(
+        stderr.contains("DATABASE_URL is invalid"),
+        "ENV_FILE is read: {stderr}"
+    );
+    let missing = parent.join("missing.env").display().to_string();
+    let stderr = serve(vec![("ENV_FILE", missing.clone())]).await;
+    assert!(
+        stderr.contains("cannot read .env") && stderr.contains(&missing),
+        "a missing ENV_FILE is an error: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&parent);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -550,6 +550,43 @@ async fn bodies_that_are_not_json_objects() {
 }
 
 #[tokio::test]
+async fn an_answer_never_grows_with_the_unknown_fields_sent() {
+    let app = TestApp::spawn().await;
+    let mut body = signup_body("Ada", "ada@example.com", "Creator");
+    // ~14 KB of unknown field names, as in the review (its answer was 39.5 KB).
+    for i in 0..45 {
+        body[format!("{i:02}{}", "u".repeat(300))] = json!(1);
+    }
+    let sent = body.to_string().len();
+    assert!(sent > 13_000, "{sent} bytes sent");
+    // Login knows only email and password: name and role are unknown there too.
+    for (path, more) in [("/api/auth/signup", 40), ("/api/auth/login", 42)] {
+        let res = app
+            .post_raw(path, Some("application/json"), &body.to_string())
+            .await;
+        let text = res.text().await.unwrap();
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            answer["error"]["code"], "validation_failed",
+            "{path}: {text}"
+        );
+        let fields = answer["error"]["fields"].as_object().unwrap();
+        let unknown: Vec<&String> = fields
+            .keys()
+            .filter(|k| !["name", "email", "password", "role"].contains(&k.as_str()))
+            .collect();
+        assert_eq!(unknown.len(), 5, "{path}: {text}");
+        assert!(unknown.iter().all(|k| k.chars().count() <= 64), "{text}");
+        assert!(text.len() < 2_000, "{path}: a {}-byte answer", text.len());
+        assert!(
+            text.contains(&format!("and {more} more unknown fields")),
+            "{text}"
+        );
+    }
+    assert_eq!(counts(&app.db).await, (0, 0, 0));
+}
+
+#[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let app = TestApp::spawn().await;
     let res = app

@@ -6,6 +6,7 @@ use crate::support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use futures::StreamExt;
 use gotrue_double::{Endpoint, Fault};
 use serde_json::{Value, json};
 use support::{TestApp, signup_body};
@@ -350,6 +351,33 @@ async fn readyz_names_the_dependency_that_failed() {
     assert_eq!(
         app.get_json("/healthz").await,
         (200, json!({"status": "ok"}))
+    );
+}
+
+#[tokio::test]
+async fn a_burst_of_readyz_calls_probes_each_dependency_a_handful_of_times() {
+    let app = TestApp::builder().gotrue().spawn().await;
+    let client = support::http_client();
+    let started = std::time::Instant::now();
+    // 32 at a time: the service closes a client's connections beyond HTTP_MAX_CONNECTIONS_PER_IP.
+    let answers: Vec<_> = futures::stream::iter(0..1000)
+        .map(|_| {
+            let client = client.clone();
+            let url = format!("{}/readyz", app.address);
+            async move { client.get(url).send().await.map(|r| r.status().as_u16()) }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let took = started.elapsed();
+    assert!(answers.iter().all(|a| matches!(a, Ok(200))), "{answers:?}");
+    let probes = app.double().calls_to(Endpoint::Health).len();
+    // One probe per second at most (plus the one at the start of the burst).
+    let bound = took.as_secs() as usize + 2;
+    println!("1,000 /readyz calls in {took:?}: {probes} GoTrue /health calls");
+    assert!(
+        (1..=bound).contains(&probes),
+        "{probes} GoTrue /health calls for 1,000 /readyz in {took:?}"
     );
 }
 

@@ -1,9 +1,15 @@
 //! Headless Chromium (Debian's `chromium` and `chromium-driver`) driven over WebDriver with
-//! fantoccini, and the example page (`examples/web/`) served from an origin of its own.
+//! fantoccini, and the example page (`examples/web/`) served from an origin of its own, with a
+//! `config.js` pointing it at the test's service.
 
 use std::process::Stdio;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::IntoResponse;
+use axum::routing::get;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
@@ -160,12 +166,55 @@ fn which(program: &str) -> Result<std::path::PathBuf, ()> {
         .ok_or(())
 }
 
-/// `examples/web/` served on 127.0.0.1 (a port of its own): its origin, `http://127.0.0.1:<port>`.
-pub async fn serve_example_page() -> String {
+/// The example page (`examples/web/`) served on 127.0.0.1, on a port of its own, with a
+/// `config.js` of the test's (see [`ExamplePage::use_api`]) in place of the one in the directory.
+pub struct ExamplePage {
+    /// `http://127.0.0.1:<port>`.
+    pub origin: String,
+    api: Arc<OnceLock<String>>,
+}
+
+impl ExamplePage {
+    /// Points the page at `api`: its `config.js` says `export const apiBase = "<api>";`, as a
+    /// deployment's would. Once per page; until then `config.js` answers 503 (the page cannot
+    /// start).
+    pub fn use_api(&self, api: &str) {
+        self.api
+            .set(api.to_owned())
+            .expect("the page's API is set once");
+    }
+}
+
+/// Starts serving `examples/web/` (the origin is known at once, e.g. for the service's CORS
+/// settings; the API is set later with [`ExamplePage::use_api`]).
+pub async fn serve_example_page() -> ExamplePage {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/web");
-    let app = axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir));
+    let api = Arc::new(OnceLock::<String>::new());
+    let config = {
+        let api = api.clone();
+        get(move || async move {
+            match api.get() {
+                Some(api) => (
+                    [
+                        (CONTENT_TYPE, "text/javascript"),
+                        (CACHE_CONTROL, "no-store"),
+                    ],
+                    format!("export const apiBase = {};\n", json!(api)),
+                )
+                    .into_response(),
+                None => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the test has not set the page's API (ExamplePage::use_api)",
+                )
+                    .into_response(),
+            }
+        })
+    };
+    let app = axum::Router::new()
+        .route("/config.js", config)
+        .fallback_service(tower_http::services::ServeDir::new(dir));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    origin
+    ExamplePage { origin, api }
 }

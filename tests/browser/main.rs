@@ -7,33 +7,35 @@ mod support;
 
 mod chrome;
 
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use atomic_signup::config::CorsOrigins;
-use chrome::{Browser, serve_example_page};
+use chrome::{Browser, ExamplePage, serve_example_page};
 use support::{TestApp, counts};
 
 const PASSWORD: &str = "correct horse battery";
 
-/// The page's origin is allowed; the API is reached as `localhost` (another origin than the
-/// page's `127.0.0.1`).
-async fn app_for(page: &str, builder: support::TestAppBuilder<'_>) -> (TestApp, String) {
-    let page = page.to_owned();
+/// The example page and the service: the page's origin is allowed, and its `config.js` points
+/// it at the service, reached as `localhost` (another origin than the page's `127.0.0.1`).
+/// Returns the page, the app and the API's address.
+async fn page_and_app(builder: support::TestAppBuilder<'_>) -> (ExamplePage, TestApp, String) {
+    let page = serve_example_page().await;
+    let origin = page.origin.clone();
     let app = builder
-        .configure(move |s| s.cors.origins = CorsOrigins::List(vec![page]))
+        .configure(move |s| s.cors.origins = CorsOrigins::List(vec![origin]))
         .spawn()
         .await;
     let api = app.address.replace("127.0.0.1", "localhost");
-    (app, api)
+    page.use_api(&api);
+    (page, app, api)
 }
 
-async fn open(page: &str, api: &str) -> Browser {
+/// A new browser on `url`, e.g. `{page.origin}/index.html`.
+async fn open(url: &str) -> Browser {
     let browser = Browser::start().await;
-    browser
-        .client
-        .goto(&format!("{page}/index.html?api={api}"))
-        .await
-        .unwrap();
+    browser.client.goto(url).await.unwrap();
     browser
 }
 
@@ -52,9 +54,9 @@ async fn fill_signup(b: &Browser, name: &str, email: &str, password: &str, role:
 
 #[tokio::test]
 async fn signup_succeeds_once_and_the_same_email_in_other_case_is_already_registered() {
-    let page = serve_example_page().await;
-    let (app, api) = app_for(&page, TestApp::builder()).await;
-    let b = open(&page, &api).await;
+    let (page, app, api) = page_and_app(TestApp::builder()).await;
+    let b = open(&format!("{}/index.html", page.origin)).await;
+    assert_eq!(b.text("#api-base").await, api, "the page shows its API");
 
     // 1. A signup: the page says so, and the user, identity and profile exist, once.
     fill_signup(&b, "Ada Lovelace", "ada@example.com", PASSWORD, "Brand").await;
@@ -93,9 +95,8 @@ async fn signup_succeeds_once_and_the_same_email_in_other_case_is_already_regist
 
 #[tokio::test]
 async fn field_errors_are_shown_beside_their_fields_and_nothing_is_written() {
-    let page = serve_example_page().await;
-    let (app, api) = app_for(&page, TestApp::builder()).await;
-    let b = open(&page, &api).await;
+    let (page, app, _) = page_and_app(TestApp::builder()).await;
+    let b = open(&format!("{}/index.html", page.origin)).await;
 
     // 3. A bad email and a short password.
     fill_signup(&b, "Bo", "not-an-email", "short", "Creator").await;
@@ -125,9 +126,8 @@ async fn field_errors_are_shown_beside_their_fields_and_nothing_is_written() {
 
 #[tokio::test]
 async fn login_asks_for_confirmation_first_then_shows_the_profile() {
-    let page = serve_example_page().await;
-    let (app, api) = app_for(&page, TestApp::builder().gotrue()).await;
-    let b = open(&page, &api).await;
+    let (page, app, _) = page_and_app(TestApp::builder().gotrue()).await;
+    let b = open(&format!("{}/index.html", page.origin)).await;
     fill_signup(&b, "Grace Hopper", "grace@example.com", PASSWORD, "Creator").await;
     b.click("#signup button").await;
     assert_eq!(b.outcome("signup-status").await.0, "ok");
@@ -151,7 +151,7 @@ async fn login_asks_for_confirmation_first_then_shows_the_profile() {
     assert!(support::eventually(Duration::from_secs(10), mailed).await);
     let link = app.double().confirmation_link("grace@example.com").unwrap();
     b.client
-        .goto(&format!("{link}&redirect_to={page}/index.html?api={api}"))
+        .goto(&format!("{link}&redirect_to={}/index.html", page.origin))
         .await
         .unwrap();
     let confirmed: bool = sqlx::query_scalar(
@@ -192,11 +192,11 @@ async fn login_asks_for_confirmation_first_then_shows_the_profile() {
 
 #[tokio::test]
 async fn a_page_on_an_origin_not_allowed_is_blocked_and_nothing_is_written() {
-    let allowed = serve_example_page().await;
-    let (app, api) = app_for(&allowed, TestApp::builder()).await;
-    // 5. The same page from another origin.
+    let (_allowed, app, api) = page_and_app(TestApp::builder()).await;
+    // 5. The same page, pointed at the same service, from another origin.
     let other = serve_example_page().await;
-    let b = open(&other, &api).await;
+    other.use_api(&api);
+    let b = open(&format!("{}/index.html", other.origin)).await;
     fill_signup(&b, "Mallory", "mallory@example.com", PASSWORD, "Creator").await;
     b.click("#signup button").await;
     let (kind, text) = b.outcome("signup-status").await;
@@ -208,18 +208,14 @@ async fn a_page_on_an_origin_not_allowed_is_blocked_and_nothing_is_written() {
 
 #[tokio::test]
 async fn after_a_503_the_retry_with_the_same_key_makes_exactly_one_user() {
-    let page = serve_example_page().await;
-    let (app, api) = app_for(
-        &page,
-        TestApp::builder().configure(|s| {
-            s.request_timeout = Duration::from_secs(1);
-            s.database.statement_timeout = Duration::from_secs(10);
-        }),
-    )
+    let (page, app, _) = page_and_app(TestApp::builder().configure(|s| {
+        s.request_timeout = Duration::from_secs(1);
+        s.database.statement_timeout = Duration::from_secs(10);
+    }))
     .await;
     // 6. The first attempt outlives the request timeout: 503 request_timeout.
     support::slow_profile_inserts(&app.db, 2.0).await;
-    let b = open(&page, &api).await;
+    let b = open(&format!("{}/index.html", page.origin)).await;
     // Record the Idempotency-Key of every signup the page sends.
     b.client
         .execute(
@@ -261,5 +257,63 @@ async fn after_a_503_the_retry_with_the_same_key_makes_exactly_one_user() {
     .await
     .unwrap();
     assert_eq!(stored, 1);
+    b.close().await;
+}
+
+#[tokio::test]
+async fn an_api_in_the_page_url_is_ignored_and_the_forms_go_to_the_configured_api() {
+    // 7. A phishing link: the page's URL names another server as the API (`?api=`). The page
+    // must send nothing there: not the signup, not the email and password of a login.
+    let attacker = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let attacker_url = format!("http://{}", attacker.local_addr().unwrap());
+    let reached: Arc<Mutex<Vec<SocketAddr>>> = Arc::default();
+    let listener = tokio::spawn({
+        let reached = reached.clone();
+        async move {
+            // Every connection is recorded, then closed unanswered.
+            while let Ok((stream, peer)) = attacker.accept().await {
+                reached.lock().unwrap().push(peer);
+                drop(stream);
+            }
+        }
+    });
+
+    let (page, app, api) = page_and_app(TestApp::builder().gotrue()).await;
+    let b = open(&format!("{}/index.html?api={attacker_url}", page.origin)).await;
+    assert_eq!(
+        b.text("#api-base").await,
+        api,
+        "the page shows its configured API"
+    );
+
+    fill_signup(&b, "Eve Target", "target@example.com", PASSWORD, "Creator").await;
+    b.click("#signup button").await;
+    let (kind, text) = b.outcome("signup-status").await;
+    assert_eq!(kind, "ok", "{text}");
+    assert!(text.contains("Check your inbox"), "{text}");
+    assert_eq!(
+        counts(&app.db).await,
+        (1, 1, 1),
+        "the configured API made the user"
+    );
+
+    b.fill("#login [name=email]", "target@example.com").await;
+    b.fill("#login [name=password]", PASSWORD).await;
+    b.click("#login button").await;
+    let (kind, text) = b.outcome("login-status").await;
+    assert_eq!(kind, "error", "{text}");
+    assert!(
+        text.contains("Confirm your email"),
+        "the configured API answered the login: {text}"
+    );
+
+    // Both outcomes are shown, so both requests are over; a connection to the attacker would
+    // have been recorded before it was closed.
+    let reached = reached.lock().unwrap().clone();
+    assert!(
+        reached.is_empty(),
+        "the page connected to the server named in its URL ({attacker_url}): {reached:?}"
+    );
+    listener.abort();
     b.close().await;
 }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use atomic_signup::config::Settings;
+use atomic_signup::routes::health::ReadinessProbe;
 use rand::Rng;
 use serde_json::Value;
 use uuid::Uuid;
@@ -272,16 +273,23 @@ async fn assert_every_201_present(db: &TestDb, answers: &[Answer]) {
     );
 }
 
-/// `/readyz` every 300 ms for `period`.
+/// `/readyz` every 300 ms for `period`; the answers to requests sent in the first `skip` are
+/// left out. `/readyz` answers a probe made before the fault began for up to
+/// [`ReadinessProbe::FRESH_FOR`]: a test that called it shortly before skips that long.
 async fn poll_readyz(
     client: &reqwest::Client,
     base: &str,
     period: Duration,
+    skip: Duration,
 ) -> Vec<(u16, String, Duration)> {
     let started = Instant::now();
     let mut answers = Vec::new();
     while started.elapsed() < period {
-        answers.push(readyz(client, base).await);
+        let sent = started.elapsed();
+        let answer = readyz(client, base).await;
+        if sent >= skip {
+            answers.push(answer);
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     answers
@@ -424,7 +432,9 @@ async fn a_paused_database_gets_fast_503s_and_signups_succeed_after_unpause() {
     );
     pg.pause().await;
     let paused_at = Instant::now();
-    let ready_while_paused = poll_readyz(&client, &app.address, PAUSE).await;
+    // /readyz was called before the load: its result may be shared for FRESH_FOR after that.
+    let ready_while_paused =
+        poll_readyz(&client, &app.address, PAUSE, ReadinessProbe::FRESH_FOR).await;
     let unpausing_at = Instant::now();
     pg.unpause().await;
     let mut answers = Vec::new();
@@ -486,7 +496,8 @@ async fn a_restarted_database_is_reconnected_without_restarting_the_service() {
     let stopping_at = Instant::now();
     pg.stop().await;
     let stopped_at = Instant::now();
-    let ready_while_down = poll_readyz(&client, &app.address, DOWN).await;
+    // No /readyz before: the first call after the stop probes afresh.
+    let ready_while_down = poll_readyz(&client, &app.address, DOWN, Duration::ZERO).await;
     let starting_at = Instant::now();
     pg.start_again().await;
     proxy.set_target(pg.addr());

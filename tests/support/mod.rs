@@ -81,6 +81,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
         metrics_bind_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         http_header_read_timeout: Duration::from_secs(10),
         http_max_connections: 1024,
+        http_max_connections_per_ip: 64,
         rate_limit_prune_interval: Duration::from_secs(60),
         argon2: TEST_HASH,
         hash_queue_per_core: atomic_signup::config::DEFAULT_QUEUE_PER_CORE,

@@ -52,6 +52,7 @@ pub enum ErrorStyle {
 pub enum Endpoint {
     Token,
     Resend,
+    Health,
 }
 
 /// A fault served instead of the real answer, once per queued entry.
@@ -571,7 +572,8 @@ async fn verify(
 }
 
 /// GoTrue's `GET /health` (internal/api/api.go HealthCheck): these three fields, always 200.
-async fn health(State(state): State<Arc<DoubleState>>) -> axum::Json<Value> {
+async fn health(State(state): State<Arc<DoubleState>>, headers: HeaderMap) -> axum::Json<Value> {
+    state.record(Endpoint::Health, &headers, &Value::Null, 200);
     let version = state.version.lock().unwrap().clone();
     axum::Json(json!({
         "version": version,
