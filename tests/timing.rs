@@ -1,6 +1,7 @@
 //! Concealment by timing: answers that must not tell whether an email is registered take the
 //! same time, whatever the email. Each test alternates the two kinds of request (so drift of the
-//! machine hits both alike), and compares medians and the Mann-Whitney U statistic. The figures
+//! machine hits both alike), and compares medians and the Mann-Whitney U statistic; a test fails
+//! only when two independent rounds of measurement both find a difference. The figures
 //! are printed (`cargo test --test timing -- --nocapture`) for the README's guarantees.
 //!
 //! The tests of this binary run one at a time (a lock), so they do not load each other. The
@@ -63,9 +64,16 @@ fn mann_whitney_z(a: &[f64], b: &[f64]) -> f64 {
     (u - mean) / sd
 }
 
-/// Asserts that two samples (milliseconds) cannot be told apart: medians within 1 ms, and no
-/// significant difference (|z| < 3.3, p ≈ 0.001; the review's leak measured z = 4.5).
-fn assert_indistinguishable(what: &str, a_name: &str, a: &[f64], b_name: &str, b: &[f64]) {
+/// Whether two samples (milliseconds) cannot be told apart: medians within 1 ms, and no
+/// significant difference (|z| < 3.3, p ≈ 0.001; the review's leak measured z = 4.5). `Err` says
+/// which test failed.
+fn indistinguishable(
+    what: &str,
+    a_name: &str,
+    a: &[f64],
+    b_name: &str,
+    b: &[f64],
+) -> Result<(), String> {
     let (ma, mb) = (median(a), median(b));
     let z = mann_whitney_z(a, b);
     println!(
@@ -74,12 +82,31 @@ fn assert_indistinguishable(what: &str, a_name: &str, a: &[f64], b_name: &str, b
         (ma - mb).abs(),
         a.len()
     );
-    assert!(
-        (ma - mb).abs() < 1.0,
-        "{what}: medians differ by {:.2} ms",
-        (ma - mb).abs()
-    );
-    assert!(z.abs() < 3.3, "{what}: significant difference, z = {z:.2}");
+    if (ma - mb).abs() >= 1.0 {
+        return Err(format!(
+            "{what} ({a_name} vs {b_name}): medians differ by {:.2} ms",
+            (ma - mb).abs()
+        ));
+    }
+    if z.abs() >= 3.3 {
+        return Err(format!(
+            "{what} ({a_name} vs {b_name}): significant difference, z = {z:.2}"
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `measure` (given the round, 0 or 1) and fails only if a second, independent round fails
+/// too. A real difference fails both rounds; a burst of noise from whatever else this machine
+/// runs (another build, say) fails one round now and then, and both only rarely (the chance
+/// squared).
+async fn measured_twice(mut measure: impl AsyncFnMut(usize) -> Result<(), String>) {
+    if let Err(first) = measure(0).await {
+        println!("first round failed ({first}); measuring a second round");
+        if let Err(second) = measure(1).await {
+            panic!("both rounds failed: {first}; then {second}");
+        }
+    }
 }
 
 /// A keep-alive HTTP/1.1 connection on a thread of its own; `post` sends one JSON request and
@@ -188,23 +215,27 @@ async fn a_concealed_signup_takes_as_long_for_a_registered_email_as_for_a_new_on
         let _ = app.signup(&taken).await;
     }
     let client = TimingClient::connect(&app.address);
-    let (mut new, mut existing) = (Vec::new(), Vec::new());
-    for i in 0..SAMPLES {
-        let fresh = signup_body("New", &format!("new{i}@example.com"), "Creator");
-        let (status, ms) = tokio::task::block_in_place(|| client.post(SIGNUP, &fresh));
-        assert_eq!(status, 202);
-        new.push(ms);
-        let (status, ms) = tokio::task::block_in_place(|| client.post(SIGNUP, &taken));
-        assert_eq!(status, 202);
-        existing.push(ms);
-    }
-    assert_indistinguishable(
-        "concealed signup",
-        "new email",
-        &new,
-        "registered email",
-        &existing,
-    );
+    measured_twice(async |round| {
+        let (mut new, mut existing) = (Vec::new(), Vec::new());
+        for i in 0..SAMPLES {
+            let email = format!("new{round}-{i}@example.com");
+            let fresh = signup_body("New", &email, "Creator");
+            let (status, ms) = tokio::task::block_in_place(|| client.post(SIGNUP, &fresh));
+            assert_eq!(status, 202);
+            new.push(ms);
+            let (status, ms) = tokio::task::block_in_place(|| client.post(SIGNUP, &taken));
+            assert_eq!(status, 202);
+            existing.push(ms);
+        }
+        indistinguishable(
+            "concealed signup",
+            "new email",
+            &new,
+            "registered email",
+            &existing,
+        )
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,26 +282,28 @@ async fn a_failed_login_takes_as_long_for_an_unknown_or_banned_email_as_for_a_wr
         assert_eq!(status, 401, "{email}");
         ms
     };
-    let (mut known, mut unknown, mut banned) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..SAMPLES {
-        known.push(login("known@example.com"));
-        unknown.push(login(&format!("nobody{i}@example.com")));
-        banned.push(login("banned@example.com"));
-    }
-    assert_indistinguishable(
-        "failed login",
-        "wrong password",
-        &known,
-        "unknown email",
-        &unknown,
-    );
-    assert_indistinguishable(
-        "failed login",
-        "wrong password",
-        &known,
-        "banned user",
-        &banned,
-    );
+    measured_twice(async |_| {
+        let (mut known, mut unknown, mut banned) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..SAMPLES {
+            known.push(login("known@example.com"));
+            unknown.push(login(&format!("nobody{i}@example.com")));
+            banned.push(login("banned@example.com"));
+        }
+        let wrong_password = ("wrong password", known.as_slice());
+        let as_unknown = compare("failed login", wrong_password, ("unknown email", &unknown));
+        let as_banned = compare("failed login", wrong_password, ("banned user", &banned));
+        as_unknown.and(as_banned)
+    })
+    .await;
+}
+
+/// [`indistinguishable`] of two named samples.
+fn compare(
+    what: &str,
+    (a_name, a): (&str, &[f64]),
+    (b_name, b): (&str, &[f64]),
+) -> Result<(), String> {
+    indistinguishable(what, a_name, a, b_name, b)
 }
 
 /// The review's attack on the floor: 40 failed logins to an account without a password (GoTrue
@@ -328,27 +361,21 @@ async fn failed_logins_of_users_without_a_password_cannot_drag_the_floor_down() 
         assert_eq!(status, 401, "{email}");
         ms
     };
-    let (mut known, mut unknown, mut banned) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..SAMPLES {
-        poison().await;
-        known.push(login("known@example.com"));
-        poison().await;
-        unknown.push(login(&format!("nobody{i}@example.com")));
-        poison().await;
-        banned.push(login("banned@example.com"));
-    }
-    assert_indistinguishable(
-        "failed login after poisoning",
-        "wrong password",
-        &known,
-        "unknown email",
-        &unknown,
-    );
-    assert_indistinguishable(
-        "failed login after poisoning",
-        "wrong password",
-        &known,
-        "banned user",
-        &banned,
-    );
+    measured_twice(async |_| {
+        let (mut known, mut unknown, mut banned) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..SAMPLES {
+            poison().await;
+            known.push(login("known@example.com"));
+            poison().await;
+            unknown.push(login(&format!("nobody{i}@example.com")));
+            poison().await;
+            banned.push(login("banned@example.com"));
+        }
+        let what = "failed login after poisoning";
+        let wrong_password = ("wrong password", known.as_slice());
+        let as_unknown = compare(what, wrong_password, ("unknown email", &unknown));
+        let as_banned = compare(what, wrong_password, ("banned user", &banned));
+        as_unknown.and(as_banned)
+    })
+    .await;
 }

@@ -88,8 +88,9 @@ pub async fn connection(db: &Database) -> Result<Connection, sqlx::Error> {
     }
 }
 
-/// What the service's statements need, as (kind, object, privilege).
-const NEEDED: [(&str, &str, &str); 10] = [
+/// What the service's statements need, as (kind, object, privilege). A `columns` object names
+/// its columns in parentheses: the privilege is needed on each of them.
+const NEEDED: [(&str, &str, &str); 11] = [
     (
         "function",
         "atomic_signup.create_user_idempotent(uuid,text,text,text,text,boolean,text,uuid,smallint,jsonb)",
@@ -123,7 +124,12 @@ const NEEDED: [(&str, &str, &str); 10] = [
     ),
     ("function", "atomic_signup.claim_confirmation()", "EXECUTE"),
     ("table", "atomic_signup.confirmation_outbox", "SELECT"),
-    ("table", "atomic_signup.confirmation_outbox", "UPDATE"),
+    (
+        "columns",
+        "atomic_signup.confirmation_outbox(status,attempts,next_attempt_at,last_error,sent_at,failed_at)",
+        "UPDATE",
+    ),
+    ("table", "atomic_signup.signup_roles", "SELECT"),
 ];
 
 /// The privileges the service needs that the connection's role lacks, as
@@ -150,6 +156,14 @@ pub async fn missing_privileges(db: &Database) -> Result<Inspect<Vec<String>>, s
                      join pg_catalog.pg_namespace n on n.oid = p.pronamespace \
                      where n.nspname = $1 and p.proname = $2 \
                        and replace(pg_catalog.oidvectortypes(p.proargtypes), ' ', '') = $3"
+                } else if kind == "columns" {
+                    "select pg_catalog.bool_and(pg_catalog.has_column_privilege(c.oid, a.attnum, $4)) \
+                     from pg_catalog.pg_class c \
+                     join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+                     join pg_catalog.pg_attribute a on a.attrelid = c.oid and not a.attisdropped \
+                       and a.attname = any(pg_catalog.string_to_array($3, ',')) \
+                     where n.nspname = $1 and c.relname = $2 \
+                     having pg_catalog.count(*) > 0"
                 } else {
                     "select pg_catalog.has_table_privilege(c.oid, $4) \
                      from pg_catalog.pg_class c \

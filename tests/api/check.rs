@@ -259,7 +259,7 @@ async fn a_role_without_the_grants_is_a_problem_and_what_it_may_not_read_is_skip
         .as_array()
         .unwrap()
         .clone();
-    assert_eq!(missing.len(), 11, "{report:#}");
+    assert_eq!(missing.len(), 12, "{report:#}");
     assert_eq!(missing[0], "USAGE on schema atomic_signup");
     assert_eq!(status(&report, "orphans"), "skipped");
 
