@@ -32,35 +32,25 @@ impl Browser {
         let (Ok(_), Ok(_)) = (which("chromedriver"), which("chromium")) else {
             panic!("{INSTALL}");
         };
-        let mut driver = tokio::process::Command::new("chromedriver")
-            .arg("--port=0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{INSTALL} (chromedriver did not start: {e})"));
-        let mut stdout = driver.stdout.take().expect("piped stdout");
-        let port = tokio::time::timeout(Duration::from_secs(20), async {
-            let mut seen = String::new();
-            let mut buf = [0u8; 512];
-            loop {
-                let n = stdout.read(&mut buf).await.unwrap_or(0);
-                if n == 0 {
-                    return None;
-                }
-                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-                // "ChromeDriver was started successfully on port 44831."
-                if let Some(rest) = seen.split("started successfully on port ").nth(1)
-                    && let Some(end) = rest.find('.')
-                {
-                    return rest[..end].parse::<u16>().ok();
-                }
+        // A ChromeDriver that exits before it announced its port (seen once in a CI run, with
+        // six browsers starting side by side) is started again, up to three times.
+        let mut started = None;
+        for _ in 0..3 {
+            let mut driver = tokio::process::Command::new("chromedriver")
+                .arg("--port=0")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap_or_else(|e| panic!("{INSTALL} (chromedriver did not start: {e})"));
+            let mut stdout = driver.stdout.take().expect("piped stdout");
+            if let Some(port) = announced_port(&mut stdout).await {
+                started = Some((driver, stdout, port));
+                break;
             }
-        })
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("chromedriver never said which port it listens on"));
+        }
+        let (driver, mut stdout, port) =
+            started.unwrap_or_else(|| panic!("chromedriver never said which port it listens on"));
         // Keep draining its output so it never blocks on a full pipe.
         tokio::spawn(async move {
             let mut sink = Vec::new();
@@ -217,4 +207,28 @@ pub async fn serve_example_page() -> ExamplePage {
     let origin = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     ExamplePage { origin, api }
+}
+
+/// The port ChromeDriver announces on its first lines ("ChromeDriver was started successfully on
+/// port 44831."); `None` when it closes its output first, or says nothing within 20 s.
+async fn announced_port(stdout: &mut tokio::process::ChildStdout) -> Option<u16> {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        let mut seen = String::new();
+        let mut buf = [0u8; 512];
+        loop {
+            let n = stdout.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if let Some(rest) = seen.split("started successfully on port ").nth(1)
+                && let Some(end) = rest.find('.')
+            {
+                return rest[..end].parse::<u16>().ok();
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
 }
