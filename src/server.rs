@@ -51,12 +51,9 @@ impl PerClient {
     /// A slot for `peer`, unless it already holds `max` connections.
     fn take(&self, peer: IpAddr, max: usize) -> Option<ClientSlot> {
         let client = crate::routes::client_ip::rate_limit_bucket(peer);
-        let mut table = self.0.lock().ok()?;
+        let mut table = self.lock();
         let open = table.entry(client).or_insert(0);
         if *open >= max {
-            if *open == 0 {
-                table.remove(&client);
-            }
             return None;
         }
         *open += 1;
@@ -65,13 +62,20 @@ impl PerClient {
             client,
         })
     }
+
+    /// The table, also after a panic elsewhere left its lock poisoned (the counts stay right:
+    /// no code that can panic runs while it is held).
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        if let Ok(mut table) = self.table.0.lock()
-            && let Some(open) = table.get_mut(&self.client)
-        {
+        let mut table = self.table.lock();
+        if let Some(open) = table.get_mut(&self.client) {
             *open = open.saturating_sub(1);
             if *open == 0 {
                 table.remove(&self.client);

@@ -255,23 +255,27 @@ async fn a_concealed_signup_takes_as_long_for_a_registered_email_as_for_a_new_on
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_login_takes_as_long_for_an_unknown_or_banned_email_as_for_a_wrong_password() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    // A hash that costs a few milliseconds, so a skipped one would show.
+/// A wrong password, for every failed login of these tests.
+const WRONG: &str = "not the password";
+
+/// The service with the GoTrue double and argon2 cost `hash`, users confirmed at signup:
+/// `known@example.com`, `banned@example.com` (banned) and `others`, signed up. Then the record of
+/// recent failed logins is warmed up to steady state: the first logins on new pooled connections
+/// are slower (plans are cached per connection), and a record that remembers them makes the
+/// padded answers late.
+async fn login_timing_app(hash: HashSettings, others: &[&str]) -> TestApp {
     let app = TestApp::builder()
         .gotrue()
-        .configure(|s| {
-            s.argon2 = HashSettings {
-                memory_kib: 4096,
-                iterations: 2,
-                parallelism: 1,
-            };
+        .configure(move |s| {
+            s.argon2 = hash;
             s.require_email_confirmation = false;
         })
         .spawn()
         .await;
-    for email in ["known@example.com", "banned@example.com"] {
+    for email in ["known@example.com", "banned@example.com"]
+        .iter()
+        .chain(others)
+    {
         let (status, body) =
             status_json(app.signup(&signup_body("K", email, "Creator")).await).await;
         assert_eq!(status, 201, "{body}");
@@ -282,93 +286,78 @@ async fn a_failed_login_takes_as_long_for_an_unknown_or_banned_email_as_for_a_wr
     .execute(&app.db.pool)
     .await
     .unwrap();
-    let wrong = "not the password";
-    // Warm up until the service's record of recent failed logins (the last 64) holds only
-    // steady-state durations: the first logins on new pooled connections are slower (plans are
-    // cached per connection), and a record that remembers them makes the padded answers late.
     for _ in 0..70 {
-        let _ = app.login("known@example.com", wrong).await;
+        let _ = app.login("known@example.com", WRONG).await;
     }
     for _ in 0..5 {
-        let _ = app.login("nobody@example.com", wrong).await;
+        let _ = app.login("nobody@example.com", WRONG).await;
     }
-    let client = TimingClient::connect(&app.address);
+    app
+}
+
+/// One round of `samples` failed logins of each kind (a wrong password, an unknown email, a
+/// banned user, in turn, each turn after `before`), compared as `what`.
+async fn failed_login_round(
+    client: &TimingClient,
+    what: &str,
+    samples: usize,
+    mut before: impl AsyncFnMut(),
+) -> Result<(), String> {
     let login = |email: &str| {
-        let body = json!({ "email": email, "password": wrong });
+        let body = json!({ "email": email, "password": WRONG });
         let (status, ms) = tokio::task::block_in_place(|| client.post(LOGIN, &body));
         assert_eq!(status, 401, "{email}");
         ms
     };
+    let (mut known, mut unknown, mut banned) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..samples {
+        before().await;
+        known.push(login("known@example.com"));
+        unknown.push(login(&format!("nobody{i}@example.com")));
+        banned.push(login("banned@example.com"));
+    }
+    let as_unknown = indistinguishable(what, "wrong password", &known, "unknown email", &unknown);
+    let as_banned = indistinguishable(what, "wrong password", &known, "banned user", &banned);
+    as_unknown.and(as_banned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_login_takes_as_long_for_an_unknown_or_banned_email_as_for_a_wrong_password() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    // A hash that costs a few milliseconds, so a skipped one would show.
+    let hash = HashSettings {
+        memory_kib: 4096,
+        iterations: 2,
+        parallelism: 1,
+    };
+    let app = login_timing_app(hash, &[]).await;
+    let client = TimingClient::connect(&app.address);
     measured_twice(async |_| {
-        let (mut known, mut unknown, mut banned) = (Vec::new(), Vec::new(), Vec::new());
-        for i in 0..SAMPLES {
-            known.push(login("known@example.com"));
-            unknown.push(login(&format!("nobody{i}@example.com")));
-            banned.push(login("banned@example.com"));
-        }
-        let wrong_password = ("wrong password", known.as_slice());
-        let as_unknown = compare("failed login", wrong_password, ("unknown email", &unknown));
-        let as_banned = compare("failed login", wrong_password, ("banned user", &banned));
-        as_unknown.and(as_banned)
+        failed_login_round(&client, "failed login", SAMPLES, async || {}).await
     })
     .await;
 }
 
-/// [`indistinguishable`] of two named samples.
-fn compare(
-    what: &str,
-    (a_name, a): (&str, &[f64]),
-    (b_name, b): (&str, &[f64]),
-) -> Result<(), String> {
-    indistinguishable(what, a_name, a, b_name, b)
-}
-
 /// The review's attack on the floor: 40 failed logins to an account without a password (GoTrue
-/// fails them without a hash, fast) before each round of probes. Learnt from, they dragged the floor down
-/// and a wrong password answered ~27 ms later than an unknown email.
+/// fails them without a hash, fast) before each round of probes. Learnt from, they dragged the
+/// floor down and a wrong password answered ~27 ms later than an unknown email.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_of_users_without_a_password_cannot_drag_the_floor_down() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let app = TestApp::builder()
-        .gotrue()
-        .configure(|s| {
-            // The production default (19 MiB, two passes): a hash of tens of milliseconds, as in
-            // the review, against failures without one that take a few.
-            s.argon2 = HashSettings::default();
-            s.require_email_confirmation = false;
-        })
-        .spawn()
-        .await;
-    for email in [
-        "known@example.com",
-        "banned@example.com",
-        "nopass@example.com",
-    ] {
-        let (status, body) =
-            status_json(app.signup(&signup_body("K", email, "Creator")).await).await;
-        assert_eq!(status, 201, "{body}");
-    }
-    sqlx::query(
-        "update auth.users set banned_until = 'infinity' where email = 'banned@example.com'; ",
-    )
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
+    // The production default (19 MiB, two passes): a hash of tens of milliseconds, as in the
+    // review, against failures without one that take a few.
+    let app = login_timing_app(HashSettings::default(), &["nopass@example.com"]).await;
     // Invited, magic-link and OAuth users have no password.
     sqlx::query("update auth.users set encrypted_password = '' where email = 'nopass@example.com'")
         .execute(&app.db.pool)
         .await
         .unwrap();
-    let wrong = "not the password";
-    for _ in 0..70 {
-        let _ = app.login("known@example.com", wrong).await;
-    }
     // A few at a time: each still fails fast (a few ms, against the hash's tens), and the wait
     // that every failed login gets does not add up 40 times.
-    let poison = || async {
+    let poison = async || {
         let statuses: Vec<u16> = futures::stream::iter(0..40)
             .map(|_| async {
-                app.login("nopass@example.com", wrong)
+                app.login("nopass@example.com", WRONG)
                     .await
                     .status()
                     .as_u16()
@@ -379,27 +368,11 @@ async fn failed_logins_of_users_without_a_password_cannot_drag_the_floor_down() 
         assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
     };
     let client = TimingClient::connect(&app.address);
-    let login = |email: &str| {
-        let body = json!({ "email": email, "password": wrong });
-        let (status, ms) = tokio::task::block_in_place(|| client.post(LOGIN, &body));
-        assert_eq!(status, 401, "{email}");
-        ms
-    };
+    // Before each turn: the known probe's own sample is one of 41 new ones, so a floor learnt
+    // from all of them sits on the fast failures.
     measured_twice(async |_| {
-        let (mut known, mut unknown, mut banned) = (Vec::new(), Vec::new(), Vec::new());
-        // Before each round of the three kinds: the known probe's own sample is one of 41 new
-        // ones, so a floor learnt from all of them sits on the fast failures.
-        for i in 0..POISONED_SAMPLES {
-            poison().await;
-            known.push(login("known@example.com"));
-            unknown.push(login(&format!("nobody{i}@example.com")));
-            banned.push(login("banned@example.com"));
-        }
         let what = "failed login after poisoning";
-        let wrong_password = ("wrong password", known.as_slice());
-        let as_unknown = compare(what, wrong_password, ("unknown email", &unknown));
-        let as_banned = compare(what, wrong_password, ("banned user", &banned));
-        as_unknown.and(as_banned)
+        failed_login_round(&client, what, POISONED_SAMPLES, async || poison().await).await
     })
     .await;
 }

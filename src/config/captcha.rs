@@ -52,7 +52,7 @@ impl std::fmt::Debug for CaptchaSettings {
 }
 
 /// `url` without user, password, query and fragment (what a log may show of it).
-pub fn url_for_logs(url: &str) -> String {
+fn url_for_logs(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(mut url) => {
             let _ = url.set_username("");

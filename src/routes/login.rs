@@ -207,11 +207,11 @@ pub struct FailedLoginTimes {
     kinds: Mutex<HashMap<String, KindTimes>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct KindTimes {
     times: VecDeque<Duration>,
     /// When the last sample came (the least recently used kind goes first when the table is full).
-    last: Option<Instant>,
+    last: Instant,
 }
 
 impl KindTimes {
@@ -269,12 +269,16 @@ impl FailedLoginTimes {
                 kinds.remove(&oldest);
             }
         }
-        let entry = kinds.entry(kind).or_default();
+        let now = Instant::now();
+        let entry = kinds.entry(kind).or_insert_with(|| KindTimes {
+            times: VecDeque::with_capacity(Self::KEPT),
+            last: now,
+        });
         if entry.times.len() == Self::KEPT {
             entry.times.pop_front();
         }
         entry.times.push_back(took);
-        entry.last = Some(Instant::now());
+        entry.last = now;
     }
 
     /// How long every failed login takes at least (before [`IDLE_BEFORE_ANSWER`]).
