@@ -233,8 +233,8 @@ async fn grants(db: &Database) -> Check {
         Ok(Inspect::Answer(missing)) => Check::problem(
             "grants",
             format!("the role lacks {}", missing.join("; ")),
-            "grant atomic_signup_service to this role (the migrations create it; see the \
-             README's least-privilege role), or run migrate if the objects are older",
+            "grant atomic_signup_service to this role (the migrations create it; see \
+             docs/operations.md, Least privilege), or run migrate if the objects are older",
         )
         .with(json!({"missing": missing})),
         Ok(Inspect::NotAllowed(why)) => Check::skipped("grants", why, NOT_ALLOWED_FIX),
@@ -472,7 +472,7 @@ async fn role_metadata(db: &Database) -> Check {
                 "{n} user(s) have their role only in user metadata, which they may edit \
                  themselves"
             ),
-            "copy the role into app metadata (the README's `check` section has the update) and \
+            "copy the role into app metadata (docs/operations.md, section `atomic-signup check`, has the update) and \
              authorise on public.profiles.role or app_metadata.role, never user_metadata",
         )
         .with(json!({"users": n})),

@@ -2,7 +2,7 @@
 //! same time, whatever the email. Each test alternates the two kinds of request (so drift of the
 //! machine hits both alike), and compares medians and the Mann-Whitney U statistic; a test fails
 //! only when two independent rounds of measurement both find a difference. The figures
-//! are printed (`cargo test --test timing -- --nocapture`) for the README's guarantees.
+//! are printed (`cargo test --test timing -- --nocapture`) for docs/guarantees.md.
 //!
 //! The tests of this binary run one at a time (a lock), so they do not load each other. The
 //! timed requests come from a thread of their own over a plain blocking socket, as from another

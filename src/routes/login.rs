@@ -174,7 +174,7 @@ async fn conceal_failed_login(
 /// went out right after GoTrue's hash, on a CPU still busy and with the HTTP and TCP code warm in
 /// its caches, while the other kinds had idled for the whole wait: their answers were written a
 /// little later (every step after the wait ran slower), a measurable lean towards "unknown"
-/// (figures in docs: the README's guarantees).
+/// (figures in docs/guarantees.md).
 const IDLE_BEFORE_ANSWER: Duration = Duration::from_millis(5);
 
 /// Waits until `deadline`, to within microseconds: tokio's timer has a 1 ms resolution and rounds

@@ -263,7 +263,7 @@ async fn a_role_without_the_grants_is_a_problem_and_what_it_may_not_read_is_skip
     assert_eq!(missing[0], "USAGE on schema atomic_signup");
     assert_eq!(status(&report, "orphans"), "skipped");
 
-    // The least-privilege role the README recommends: it may run the service; what it may not
+    // The least-privilege role docs/operations.md recommends: it may run the service; what it may not
     // read is skipped, not a problem.
     let app_role = support::least_privilege_login(&project.db).await;
     let app_url = support::database_url(&project.db, app_role.get_username(), "app-pw");

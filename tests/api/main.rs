@@ -14,6 +14,7 @@ mod support;
 
 mod check;
 mod cors;
+mod docs;
 mod idempotency;
 mod login;
 mod logs;

@@ -302,7 +302,7 @@ impl TestApp {
 /// An HTTP client for the service under test. It forgets idle connections after 5 s, before the
 /// service closes them (HTTP_HEADER_READ_TIMEOUT_S, 10 s in tests): a client that reuses a
 /// connection at the moment the server closes it gets "error sending request", so clients and
-/// proxies must idle-close first (README, "Operations").
+/// proxies must idle-close first (docs/configuration.md, HTTP_HEADER_READ_TIMEOUT_S).
 pub fn http_client() -> reqwest::Client {
     http_client_builder().build().expect("an HTTP client")
 }
@@ -591,7 +591,7 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> Va
     body
 }
 
-/// A LOGIN role holding only `atomic_signup_service`, as the README tells operators to create.
+/// A LOGIN role holding only `atomic_signup_service`, as docs/operations.md tells operators to create.
 pub async fn least_privilege_login(db: &TestDb) -> sqlx::postgres::PgConnectOptions {
     let role = format!("app_{}", uuid::Uuid::new_v4().simple());
     sqlx::raw_sql(&format!(
