@@ -1,5 +1,5 @@
-//! The command line: `atomic-signup [serve]`, `atomic-signup migrate` or
-//! `atomic-signup check [--json]`.
+//! The command line: `atomic-signup [serve]`, `atomic-signup migrate`,
+//! `atomic-signup check [--json]` or `atomic-signup healthcheck`.
 
 use clap::{Parser, Subcommand};
 
@@ -28,4 +28,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// GET /healthz of the service this configuration describes (BIND_ADDR; an unspecified
+    /// address such as 0.0.0.0 is reached on loopback). Exit status 0 when it answers 200, 1
+    /// otherwise: the container image's HEALTHCHECK.
+    Healthcheck,
 }

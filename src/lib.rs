@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod gotrue;
+pub mod healthcheck;
 pub mod idempotency;
 pub mod observe;
 pub mod outbox;

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use atomic_signup::cli::{Cli, Command};
 use atomic_signup::config::{DatabaseSettings, GoTrueSettings, Settings};
-use atomic_signup::{check, config, startup, store, telemetry};
+use atomic_signup::{check, config, healthcheck, startup, store, telemetry};
 use clap::Parser;
 
 #[tokio::main]
@@ -22,6 +22,7 @@ async fn main() -> ExitCode {
         Command::Serve => serve().await,
         Command::Migrate => migrate().await,
         Command::Check { json } => return check(json).await,
+        Command::Healthcheck => healthcheck().await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -42,6 +43,11 @@ async fn serve() -> Result<(), String> {
     app.run_until_stopped()
         .await
         .map_err(|e| format!("server failed: {e}"))
+}
+
+async fn healthcheck() -> Result<(), String> {
+    let bind = config::bind_addr_from_env().map_err(|e| e.to_string())?;
+    healthcheck::run(bind).await
 }
 
 async fn migrate() -> Result<(), String> {

@@ -120,12 +120,7 @@ impl Settings {
     /// Reads every variable through `get`, so tests need not touch the process environment.
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let database = DatabaseSettings::from_lookup(get)?;
-        let bind_addr = parse_or(
-            get,
-            "BIND_ADDR",
-            SocketAddr::from(([0, 0, 0, 0], 8000)),
-            parse_socket_addr,
-        )?;
+        let bind_addr = bind_addr(get)?;
         let signup = SignupRules {
             roles: signup_roles(get)?,
             password: PasswordPolicy {
@@ -331,6 +326,21 @@ pub fn load_dotenv() -> Result<(), String> {
 fn line_number_of(text: &str, line: &str) -> Option<usize> {
     let at = text.find(line.trim_start())?;
     Some(text[..at].matches('\n').count() + 1)
+}
+
+/// BIND_ADDR: where `serve` listens (and where `healthcheck` looks).
+pub fn bind_addr(get: &dyn Fn(&str) -> Option<String>) -> Result<SocketAddr, ConfigError> {
+    parse_or(
+        get,
+        "BIND_ADDR",
+        SocketAddr::from(([0, 0, 0, 0], 8000)),
+        parse_socket_addr,
+    )
+}
+
+/// [`bind_addr`] from the process environment.
+pub fn bind_addr_from_env() -> Result<SocketAddr, ConfigError> {
+    bind_addr(&env_lookup)
 }
 
 /// SIGNUP_ROLES: the roles a signup may ask for (`serve`), written into the database by `migrate`.

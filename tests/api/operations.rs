@@ -1,4 +1,5 @@
-//! Operations: the least-privilege role, the startup schema check, GoTrue's audit row.
+//! Operations: the least-privilege role, the startup schema check, GoTrue's audit row, the
+//! image's healthcheck command.
 
 use crate::support;
 
@@ -7,7 +8,8 @@ use gotrue_double::GoTrueDouble;
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use support::{
-    TestApp, TestDb, eventually, least_privilege_login, signup_body, status_json, test_settings,
+    ServiceProcess, TestApp, TestDb, eventually, least_privilege_login, signup_body, status_json,
+    test_settings,
 };
 use uuid::Uuid;
 
@@ -234,4 +236,31 @@ async fn signup_writes_gotrue_s_audit_row_in_the_same_transaction() {
         .await
         .unwrap();
     assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn healthcheck_answers_for_the_service_on_bind_addr() {
+    let db = TestDb::migrated().await;
+    let command = support::service_binary(&support::database_url(&db, "postgres", "postgres"));
+    let service = ServiceProcess::start(command).await;
+    let port = service.base.rsplit(':').next().unwrap().to_owned();
+    // As the image runs it: BIND_ADDR on every interface, reached on loopback.
+    for bind in [format!("127.0.0.1:{port}"), format!("0.0.0.0:{port}")] {
+        let out = support::run_binary(&["healthcheck"], &[("BIND_ADDR", &bind)]).await;
+        assert!(
+            out.status.success(),
+            "{bind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    service.stop().await;
+    let closed = format!("127.0.0.1:{}", support::closed_port());
+    let out = support::run_binary(&["healthcheck"], &[("BIND_ADDR", &closed)]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("/healthz"), "{stderr}");
+    let out = support::run_binary(&["healthcheck"], &[("BIND_ADDR", "nowhere")]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("BIND_ADDR is invalid"), "{stderr}");
 }
