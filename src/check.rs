@@ -237,7 +237,9 @@ async fn grants(db: &Database) -> Check {
              docs/operations.md, Least privilege), or run migrate if the objects are older",
         )
         .with(json!({"missing": missing})),
-        Ok(Inspect::NotAllowed(why)) => Check::skipped("grants", why, NOT_ALLOWED_FIX),
+        Ok(Inspect::NotAllowed(why) | Inspect::Missing(why)) => {
+            Check::skipped("grants", why, NOT_ALLOWED_FIX)
+        }
         Err(err) => failed("grants", &err),
     }
 }
@@ -253,7 +255,7 @@ fn failed(check: &'static str, err: &sqlx::Error) -> Check {
 async fn migrations(db: &Database) -> Check {
     let m = match inspect::migrations(db).await {
         Ok(Inspect::Answer(m)) => m,
-        Ok(Inspect::NotAllowed(why)) if why.contains("does not exist") => {
+        Ok(Inspect::Missing(_)) => {
             return Check::problem(
                 "migrations",
                 "none of the service's migrations is applied (no _sqlx_migrations table)",
@@ -353,7 +355,7 @@ async fn gotrue_migrations(db: &Database) -> Check {
             "auth.schema_migrations is empty: GoTrue never migrated this database",
             "start GoTrue once against this database",
         ),
-        Ok(Inspect::NotAllowed(why)) => Check::skipped(
+        Ok(Inspect::NotAllowed(why) | Inspect::Missing(why)) => Check::skipped(
             "gotrue_migrations",
             format!("auth.schema_migrations: {why}"),
             "hosted Supabase lets no customer role read it; the schema check above covers what \
@@ -455,7 +457,9 @@ async fn orphans(db: &Database) -> Check {
                 .with(details)
             }
         }
-        Ok(Inspect::NotAllowed(why)) => Check::skipped("orphans", why, NOT_ALLOWED_FIX),
+        Ok(Inspect::NotAllowed(why) | Inspect::Missing(why)) => {
+            Check::skipped("orphans", why, NOT_ALLOWED_FIX)
+        }
         Err(err) => failed("orphans", &err),
     }
 }
@@ -476,7 +480,9 @@ async fn role_metadata(db: &Database) -> Check {
              authorise on public.profiles.role or app_metadata.role, never user_metadata",
         )
         .with(json!({"users": n})),
-        Ok(Inspect::NotAllowed(why)) => Check::skipped("role_metadata", why, NOT_ALLOWED_FIX),
+        Ok(Inspect::NotAllowed(why) | Inspect::Missing(why)) => {
+            Check::skipped("role_metadata", why, NOT_ALLOWED_FIX)
+        }
         Err(err) => failed("role_metadata", &err),
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Each question runs in a transaction of its own that is set `READ ONLY` and always rolled
 //! back, so `check` cannot change anything, even through a bug here. A question the role may not
-//! ask (no right on `auth`, say) answers [`Inspect::NotAllowed`] instead of failing the others.
+//! ask (no right on `auth`, say) answers [`Inspect::NotAllowed`], and one about something that does
+//! not exist [`Inspect::Missing`], instead of failing the others.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +11,7 @@ use std::pin::Pin;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
-use super::{Database, MIGRATOR, schema_check};
+use super::{Database, MIGRATOR, catalog, unit};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -18,9 +19,10 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Debug)]
 pub enum Inspect<T> {
     Answer(T),
-    /// The role may not read what the question needs (SQLSTATE 42501), or it does not exist
-    /// (42P01 / 3F000); the text says which.
+    /// The role may not read what the question needs (SQLSTATE 42501); the database's words.
     NotAllowed(String),
+    /// What the question reads does not exist (42P01 undefined table, 3F000 undefined schema).
+    Missing(String),
 }
 
 /// Runs `question` in a read-only transaction that is rolled back.
@@ -28,23 +30,16 @@ async fn read_only<T: Send>(
     db: &Database,
     question: impl for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
 ) -> Result<Inspect<T>, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let result = match sqlx::query("set transaction read only")
-        .execute(tx.conn())
-        .await
-    {
-        Ok(_) => question(tx.conn()).await,
-        Err(err) => Err(err),
-    };
-    if let Err(err) = tx.rollback().await {
-        tracing::warn!(error = %err, "rollback failed");
-    }
+    let result: Result<T, sqlx::Error> = unit!(read_only db, |conn| question(conn).await);
     match result {
         Ok(answer) => Ok(Inspect::Answer(answer)),
-        Err(sqlx::Error::Database(err))
-            if matches!(err.code().as_deref(), Some("42501" | "42P01" | "3F000")) =>
-        {
+        Err(sqlx::Error::Database(err)) if err.code().as_deref() == Some("42501") => {
             Ok(Inspect::NotAllowed(err.message().to_owned()))
+        }
+        Err(sqlx::Error::Database(err))
+            if matches!(err.code().as_deref(), Some("42P01" | "3F000")) =>
+        {
+            Ok(Inspect::Missing(err.message().to_owned()))
         }
         Err(err) => Err(err),
     }
@@ -84,45 +79,16 @@ pub async fn connection(db: &Database) -> Result<Connection, sqlx::Error> {
     match answer {
         Inspect::Answer(connection) => Ok(connection),
         // pg_catalog is readable by every role.
-        Inspect::NotAllowed(message) => Err(sqlx::Error::Protocol(message)),
+        Inspect::NotAllowed(message) | Inspect::Missing(message) => {
+            Err(sqlx::Error::Protocol(message))
+        }
     }
 }
 
-/// What the service's statements need, as (kind, object, privilege). A `columns` object names
-/// its columns in parentheses: the privilege is needed on each of them.
-const NEEDED: [(&str, &str, &str); 11] = [
-    (
-        "function",
-        "atomic_signup.create_user_idempotent(uuid,text,text,text,text,boolean,text,uuid,smallint,jsonb)",
-        "EXECUTE",
-    ),
-    (
-        "function",
-        "atomic_signup.claim_idempotency_key(text,bytea,uuid,interval,interval)",
-        "EXECUTE",
-    ),
-    (
-        "function",
-        "atomic_signup.complete_idempotency_key(text,uuid,smallint,jsonb)",
-        "EXECUTE",
-    ),
-    (
-        "function",
-        "atomic_signup.release_idempotency_key(text,uuid)",
-        "EXECUTE",
-    ),
-    (
-        "function",
-        "atomic_signup.purge_idempotency_keys()",
-        "EXECUTE",
-    ),
-    ("function", "atomic_signup.find_profile(uuid)", "EXECUTE"),
-    (
-        "function",
-        "atomic_signup.find_profile_by_email(text)",
-        "EXECUTE",
-    ),
-    ("function", "atomic_signup.claim_confirmation()", "EXECUTE"),
+/// Tables whose privileges the service needs, as (kind, object, privilege), besides EXECUTE on
+/// [`catalog::SERVICE_FUNCTIONS`]. A `columns` object names its columns in parentheses: the
+/// privilege is needed on each of them.
+const NEEDED_ON_TABLES: [(&str, &str, &str); 3] = [
     ("table", "atomic_signup.confirmation_outbox", "SELECT"),
     (
         "columns",
@@ -148,15 +114,15 @@ pub async fn missing_privileges(db: &Database) -> Result<Inspect<Vec<String>>, s
             if usage == Some(false) {
                 missing.push("USAGE on schema atomic_signup".to_owned());
             }
-            for (kind, object, privilege) in NEEDED {
-                let (schema, name, arguments) = schema_check::object_parts(object);
-                let sql = if kind == "function" {
-                    "select pg_catalog.has_function_privilege(p.oid, $4) \
-                     from pg_catalog.pg_proc p \
-                     join pg_catalog.pg_namespace n on n.oid = p.pronamespace \
-                     where n.nspname = $1 and p.proname = $2 \
-                       and replace(pg_catalog.oidvectortypes(p.proargtypes), ' ', '') = $3"
-                } else if kind == "columns" {
+            for function in catalog::SERVICE_FUNCTIONS {
+                let held = catalog::function_privilege(&mut *conn, function, "EXECUTE").await?;
+                if held == Some(false) {
+                    missing.push(format!("EXECUTE on function {function}"));
+                }
+            }
+            for (kind, object, privilege) in NEEDED_ON_TABLES {
+                let (schema, name, arguments) = catalog::object_parts(object);
+                let sql = if kind == "columns" {
                     "select pg_catalog.bool_and(pg_catalog.has_column_privilege(c.oid, a.attnum, $4)) \
                      from pg_catalog.pg_class c \
                      join pg_catalog.pg_namespace n on n.oid = c.relnamespace \

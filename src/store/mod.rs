@@ -1,5 +1,6 @@
 //! SQL only. Nothing outside this module writes SQL.
 
+pub mod catalog;
 pub mod inspect;
 pub mod outbox;
 pub mod pooler;
@@ -8,7 +9,6 @@ pub mod schema_check;
 pub mod signup;
 pub mod signup_roles;
 
-use std::ops::Deref;
 use std::time::Duration;
 
 use sqlx::migrate::{MigrateError, Migrator};
@@ -21,7 +21,7 @@ use crate::config::{DatabaseSettings, PoolMode};
 /// the server connection behind a client connection changes between transactions).
 #[derive(Clone, Debug)]
 pub struct Database {
-    pub pool: PgPool,
+    pool: PgPool,
     /// `Some` in transaction-pool mode.
     per_transaction_timeout: Option<Duration>,
 }
@@ -150,32 +150,17 @@ impl Tx {
     }
 }
 
-/// A pool used in session mode (e.g. a check with its own connection).
-impl From<PgPool> for Database {
-    fn from(pool: PgPool) -> Self {
-        Self {
-            pool,
-            per_transaction_timeout: None,
-        }
-    }
-}
-
-impl Deref for Database {
-    type Target = PgPool;
-
-    fn deref(&self) -> &PgPool {
-        &self.pool
-    }
-}
-
-/// One statement's connection: a pooled connection in session mode, a [`Tx`] in
-/// transaction-pool mode (see [`unit!`]).
+/// Where statements run (see [`unit!`]): a pooled connection in session mode, a [`Tx`] in
+/// transaction-pool mode, or a read-only transaction that is always rolled back (`check`'s
+/// questions, which can change nothing even through a bug).
 pub enum Unit {
     Connection(sqlx::pool::PoolConnection<Postgres>),
     Transaction(Tx),
+    ReadOnly(Tx),
 }
 
 impl Unit {
+    /// One statement with the statement timeout in force.
     pub async fn start(db: &Database) -> Result<Self, sqlx::Error> {
         Ok(if db.needs_transaction() {
             Self::Transaction(db.begin().await?)
@@ -184,35 +169,61 @@ impl Unit {
         })
     }
 
+    /// A transaction set `READ ONLY`, rolled back at its end whatever happened.
+    pub async fn read_only(db: &Database) -> Result<Self, sqlx::Error> {
+        let mut tx = db.begin().await?;
+        sqlx::query("set transaction read only")
+            .execute(tx.conn())
+            .await?;
+        Ok(Self::ReadOnly(tx))
+    }
+
     pub fn conn(&mut self) -> &mut sqlx::PgConnection {
         match self {
             Self::Connection(conn) => conn,
-            Self::Transaction(tx) => tx.conn(),
+            Self::Transaction(tx) | Self::ReadOnly(tx) => tx.conn(),
         }
     }
 
-    /// Ends the transaction, if there is one, as `result` says.
+    /// Ends the transaction, if there is one: as `result` says, or by a rollback if read-only.
     pub async fn end<T, E: From<sqlx::Error>>(self, result: Result<T, E>) -> Result<T, E> {
         match self {
             Self::Connection(_) => result,
             Self::Transaction(tx) => tx.end(result).await,
+            Self::ReadOnly(tx) => {
+                if let Err(err) = tx.rollback().await {
+                    tracing::warn!(error = %err, "rollback failed");
+                }
+                result
+            }
         }
     }
 }
 
-/// Runs one statement (`$body`, an expression that awaits on the executor `$conn`) with the
-/// statement timeout in force: on a pooled
-/// connection in session mode (one round trip); in a transaction that sets the timeout first in
-/// transaction-pool mode.
+/// Runs `$body` (an expression that awaits on the executor `$conn`) in a [`Unit`] and evaluates
+/// to its `Result`: `unit!(db, |conn| …)` with the statement timeout in force (one round trip on
+/// a pooled connection in session mode; in a transaction that sets the timeout first in
+/// transaction-pool mode), `unit!(read_only db, |conn| …)` in a read-only transaction. A failure
+/// to get the connection is that `Result`'s error (converted with `From<sqlx::Error>`), never a
+/// return from the caller.
 macro_rules! unit {
-    ($db:expr, |$conn:ident| $body:expr) => {{
-        let mut unit = $crate::store::Unit::start($db).await?;
-        let result = {
-            let $conn = unit.conn();
-            $body
-        };
-        unit.end(result).await
-    }};
+    (read_only $db:expr, |$conn:ident| $body:expr) => {
+        $crate::store::unit!(@in $crate::store::Unit::read_only($db), |$conn| $body)
+    };
+    (@in $start:expr, |$conn:ident| $body:expr) => {
+        async {
+            let mut unit = $start.await?;
+            let result = {
+                let $conn = unit.conn();
+                $body
+            };
+            unit.end(result).await
+        }
+        .await
+    };
+    ($db:expr, |$conn:ident| $body:expr) => {
+        $crate::store::unit!(@in $crate::store::Unit::start($db), |$conn| $body)
+    };
 }
 pub(crate) use unit;
 

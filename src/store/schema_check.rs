@@ -3,7 +3,7 @@
 //! may read it, sqlx's `_sqlx_migrations`.
 
 use super::inspect::{self, Inspect};
-use super::{Database, StoreError, unit};
+use super::{Database, StoreError, catalog, unit};
 
 /// Tables and the columns of each that the service writes or reads.
 const TABLES: [(&str, &[&str]); 6] = [
@@ -93,18 +93,6 @@ const TABLES: [(&str, &[&str]); 6] = [
     ),
 ];
 
-const FUNCTIONS: [&str; 9] = [
-    "atomic_signup.create_user(uuid,text,text,text,text,boolean)",
-    "atomic_signup.create_user_idempotent(uuid,text,text,text,text,boolean,text,uuid,smallint,jsonb)",
-    "atomic_signup.claim_idempotency_key(text,bytea,uuid,interval,interval)",
-    "atomic_signup.release_idempotency_key(text,uuid)",
-    "atomic_signup.purge_idempotency_keys()",
-    "atomic_signup.find_profile(uuid)",
-    "atomic_signup.find_profile_by_email(text)",
-    "atomic_signup.claim_confirmation()",
-    "atomic_signup.complete_idempotency_key(text,uuid,smallint,jsonb)",
-];
-
 /// Everything missing, in words an operator can act on (empty: all there).
 ///
 /// Objects are looked up in `pg_catalog` by name (not with `to_regclass`, which needs USAGE on
@@ -119,7 +107,7 @@ pub async fn missing_schema(db: &Database) -> Result<Vec<String>, StoreError> {
 pub async fn missing_objects(db: &Database) -> Result<Vec<String>, StoreError> {
     let mut missing = Vec::new();
     for (table, columns) in TABLES {
-        let (schema, name, _) = object_parts(table);
+        let (schema, name, _) = catalog::object_parts(table);
         let present: Option<Vec<String>> = unit!(db, |conn| sqlx::query_scalar!(
             "select case when c.oid is null then null else \
                array(select a.attname::text from pg_catalog.pg_attribute a \
@@ -147,37 +135,13 @@ pub async fn missing_objects(db: &Database) -> Result<Vec<String>, StoreError> {
             }
         }
     }
-    for function in FUNCTIONS {
-        let (schema, name, arguments) = object_parts(function);
-        let exists: bool = unit!(db, |conn| sqlx::query_scalar!(
-            r#"select exists (
-                 select 1 from pg_catalog.pg_proc p
-                 join pg_catalog.pg_namespace n on n.oid = p.pronamespace
-                 where n.nspname = $1 and p.proname = $2
-                   and replace(pg_catalog.oidvectortypes(p.proargtypes), ' ', '') = $3
-               ) as "exists!""#,
-            schema,
-            name,
-            arguments
-        )
-        .fetch_one(conn)
-        .await)?;
+    for function in catalog::functions() {
+        let exists = unit!(db, |conn| catalog::function_exists(conn, function).await)?;
         if !exists {
             missing.push(format!("function {function}"));
         }
     }
     Ok(missing)
-}
-
-/// `schema.name(argument types)` → (schema, name, argument types without spaces or parentheses);
-/// a name without a schema is in `public`, one without parentheses has no arguments.
-pub(super) fn object_parts(object: &str) -> (&str, &str, &str) {
-    let (qualified, arguments) = object
-        .trim_end_matches(')')
-        .split_once('(')
-        .unwrap_or((object, ""));
-    let (schema, name) = qualified.split_once('.').unwrap_or(("public", qualified));
-    (schema, name, arguments)
 }
 
 /// Embedded migrations the database has not applied (or applied and failed). Empty when the
@@ -190,7 +154,7 @@ async fn unapplied_migrations(db: &Database) -> Result<Vec<String>, StoreError> 
             .into_iter()
             .map(|m| format!("migration {m}"))
             .collect()),
-        Inspect::NotAllowed(_) => {
+        Inspect::NotAllowed(_) | Inspect::Missing(_) => {
             // No right to read it, or no such table (then the checks above fail anyway).
             tracing::info!(
                 "migrations not compared: this role may not read _sqlx_migrations \

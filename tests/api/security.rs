@@ -295,19 +295,17 @@ async fn migrate_writes_signup_roles_and_serve_refuses_roles_the_database_lacks(
 async fn the_schema_check_runs_under_the_least_privilege_role() {
     let db = TestDb::migrated().await;
     let login = least_privilege_login(&db).await;
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(login)
-        .await
-        .unwrap();
-    let missing = atomic_signup::store::schema_check::missing_schema(&pool.clone().into()).await;
+    let mut settings = test_settings(&db).database;
+    settings.url = atomic_signup::config::DatabaseUrl::from_options(login);
+    let service_db = atomic_signup::store::Database::new(&settings);
+    let missing = atomic_signup::store::schema_check::missing_schema(&service_db).await;
     assert_eq!(missing.map_err(|e| e.to_string()), Ok(Vec::new()));
     // And it still finds what is missing.
     sqlx::query("alter table public.profiles rename column onboarding_completed to onboarded")
         .execute(&db.pool)
         .await
         .unwrap();
-    let missing = atomic_signup::store::schema_check::missing_schema(&pool.clone().into())
+    let missing = atomic_signup::store::schema_check::missing_schema(&service_db)
         .await
         .unwrap();
     assert_eq!(
