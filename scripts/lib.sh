@@ -19,8 +19,30 @@ apt_install() {
     return 1
   fi
   echo "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt_update
+  # DPkg::Lock::Timeout: wait up to 10 minutes for a held dpkg lock (unattended-upgrades, another
+  # apt-get) instead of failing at once.
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >/dev/null
+}
+
+# `apt-get update`, waiting up to 10 minutes for a held lock. DPkg::Lock::Timeout covers the dpkg
+# lock, but apt-get update also takes the lists lock (/var/lib/apt/lists/lock), which apt 2.6
+# (Debian 12) does not wait for: that failure is retried every 5 s until the deadline.
+apt_update() {
+  local out deadline=$((SECONDS + 600)) said=
+  while :; do
+    if out=$(DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq 2>&1); then
+      [ -z "$out" ] || echo "$out"
+      return 0
+    fi
+    if [[ "$out" != *"Could not get lock"* ]] || [ "$SECONDS" -ge "$deadline" ]; then
+      echo "$out" >&2
+      return 1
+    fi
+    [ -n "$said" ] || echo "apt-get update: waiting for a held apt lock (another apt-get running?)"
+    said=1
+    sleep 5
+  done
 }
 
 # Starts dockerd when no engine answers, and waits for it.
