@@ -286,6 +286,22 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::signup::SignupFailure> for ApiError {
+    fn from(err: crate::signup::SignupFailure) -> Self {
+        use crate::signup::SignupFailure;
+        match err {
+            SignupFailure::Disabled => Self::SignupDisabled,
+            SignupFailure::Invalid(errors) => errors.into(),
+            SignupFailure::CaptchaRefused(why) => Self::CaptchaFailed(why),
+            SignupFailure::CaptchaUnavailable(e) => Self::CaptchaUnavailable(e),
+            SignupFailure::Idempotency(e) => e.into(),
+            SignupFailure::Hash(e) => e.into(),
+            SignupFailure::Transaction(e) => e.into(),
+            SignupFailure::Answer(e) => Self::internal("the signup's answer", e),
+        }
+    }
+}
+
 impl From<SignupError> for ApiError {
     fn from(err: SignupError) -> Self {
         match err {

@@ -1,8 +1,9 @@
 //! atomic-signup: a Supabase signup that never leaves an orphaned auth user.
 //!
 //! One signup, from the socket to the commit:
-//! [`routes::signup`] (HTTP in and out) → [`domain`] (parse the request into a [`domain::NewUser`])
-//! → [`password`] (argon2id, off the async workers) → [`store::signup`] (the one SQL transaction).
+//! [`routes::signup`] (HTTP in and out) → [`signup`] (the service: parse the request into a
+//! [`domain::NewUser`], Idempotency-Key, captcha, [`password`] hash off the async workers, and
+//! [`store::signup`], the one SQL transaction).
 
 pub mod captcha;
 pub mod check;
@@ -18,6 +19,7 @@ pub mod outbox;
 pub mod password;
 pub mod routes;
 pub mod server;
+pub mod signup;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -20,6 +20,7 @@ use crate::password::Hasher;
 use crate::routes::login::FailedLoginTimes;
 use crate::routes::{self, AppState, RateLimitTables};
 use crate::server::{self, ConnectionLimits};
+use crate::signup::{SignupPolicy, SignupService};
 use crate::store;
 use crate::telemetry;
 
@@ -124,19 +125,31 @@ impl Application {
             pool: pool.clone(),
             interval: settings.idempotency.purge_interval,
         };
+        let failed_logins = Arc::new(FailedLoginTimes::measure(&hasher).await);
+        let signup = SignupService {
+            db: pool.clone(),
+            hasher,
+            captcha,
+            idempotency,
+            outbox_wake,
+            rules: settings.signup.clone(),
+            policy: SignupPolicy {
+                disabled: settings.disable_signup,
+                require_email_confirmation: settings.require_email_confirmation,
+                conceal_existing_emails: settings.conceal_existing_emails,
+                conceal_min_duration: settings.conceal_min_duration,
+            },
+        };
         let settings = Arc::new(settings);
         let state = AppState {
             settings: Arc::clone(&settings),
-            failed_logins: Arc::new(FailedLoginTimes::measure(&hasher).await),
-            readiness: Arc::default(),
-            pool: pool.clone(),
-            hasher,
+            db: pool.clone(),
+            signup: Arc::new(signup),
             gotrue,
-            captcha,
-            outbox_wake,
             metrics: crate::observe::install(),
             client_ip,
-            idempotency,
+            failed_logins,
+            readiness: Arc::default(),
         };
         let listener = bind(settings.bind_addr).await?;
         let metrics = match settings.metrics_bind_addr {

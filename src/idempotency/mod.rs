@@ -5,8 +5,9 @@
 //! - [`key`]: the header's value and the request fingerprint (HMAC under IDEMPOTENCY_SECRET).
 //! - [`try_processing`]: claims the key before any work; the [`NextAction`] says whether to do
 //!   the work (holding the key) or to send a stored answer.
-//! - [`HeldKey`]: the claim. The signup transaction completes it with the answer (see
-//!   `store::signup`); a failed signup releases it; a cancelled request releases it from `Drop`.
+//! - [`HeldKey`]: the claim. The signup transaction completes it with the answer
+//!   ([`HeldKey::completion`], see `store::signup`); a failed signup releases it; a cancelled
+//!   request releases it from `Drop`.
 //! - [`persistence`]: the SQL calls; [`purge`]: deletes keys after 24 h.
 //!
 //! A request that died without releasing (crash, timeout) leaves a claim whose lease runs out;
@@ -26,6 +27,7 @@ pub use key::{FingerprintSecret, IdempotencyKey, MAX_KEY_LEN, MIN_SECRET_BYTES};
 pub use purge::purge_expired_keys;
 
 use crate::store::StoreError;
+use crate::store::signup::KeyCompletion;
 use persistence::Claim;
 
 /// How keys are handled.
@@ -94,25 +96,27 @@ pub struct HeldKey {
 }
 
 impl HeldKey {
-    pub fn key(&self) -> &str {
-        self.key.as_str()
+    /// What the signup transaction needs to complete this key with the answer `status` and
+    /// `body`: the key, and this request's claim (the key is completed only if the request still
+    /// holds it).
+    pub fn completion(&self, status: u16, body: serde_json::Value) -> KeyCompletion<'_> {
+        KeyCompletion {
+            key: self.key.as_str(),
+            claim: self.claim,
+            status,
+            body,
+        }
     }
 
-    /// The id of this request's claim (the signup transaction completes the key only if it still
-    /// holds this claim).
-    pub fn claim(&self) -> Uuid {
-        self.claim
-    }
-
-    /// The work committed, and with it the key's answer.
-    pub fn completed(mut self) {
+    /// The signup transaction committed, and with it the key's answer: nothing left to do.
+    pub fn committed_with_signup(mut self) {
         self.armed = false;
     }
 
-    /// Completes the key with `body` outside the work's transaction (a concealed signup of a
-    /// registered email, whose transaction rolled back). `false` when the request no longer held
-    /// the key (it is then left alone).
-    pub async fn complete(
+    /// Stores the answer `status`/`body` with the key, outside the work's transaction (a
+    /// concealed signup of a registered email, whose transaction rolled back). `false` when the
+    /// request no longer held the key (it is then left alone).
+    pub async fn store_answer(
         mut self,
         status: u16,
         body: &serde_json::Value,

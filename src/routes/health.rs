@@ -87,7 +87,7 @@ impl ReadinessProbe {
 /// One probe of each dependency, each within [`READY_TIMEOUT`].
 async fn probe(state: &AppState) -> ReadinessChecks {
     let database = async {
-        match tokio::time::timeout(READY_TIMEOUT, store::ping(&state.pool)).await {
+        match tokio::time::timeout(READY_TIMEOUT, store::ping(&state.db)).await {
             Ok(Ok(_)) => "ok",
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "readiness: database failed");
@@ -118,7 +118,7 @@ async fn probe(state: &AppState) -> ReadinessChecks {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     // The outbox backlog is read at scrape time (an index-only count of pending rows).
     if let Ok(Ok(pending)) =
-        tokio::time::timeout(READY_TIMEOUT, store::outbox::pending_count(&state.pool)).await
+        tokio::time::timeout(READY_TIMEOUT, store::outbox::pending_count(&state.db)).await
     {
         metrics::gauge!(observe::OUTBOX_BACKLOG).set(pending as f64);
     }

@@ -103,7 +103,7 @@ pub async fn login(
             credentials.expose_password(),
             state.client_ip.resolve(&headers, Some(peer)),
         ),
-        find_user_by_email(&state.pool, credentials.email.as_str()),
+        find_user_by_email(&state.db, credentials.email.as_str()),
     );
     let session = match session {
         Ok(session) => session,
@@ -112,7 +112,7 @@ pub async fn login(
     tracing::Span::current().record("user_id", tracing::field::display(session.user.id));
     let profile = match by_email {
         Ok(Some(found)) if found.user_id == session.user.id => found.profile,
-        _ => find_profile(&state.pool, session.user.id).await?,
+        _ => find_profile(&state.db, session.user.id).await?,
     };
     tracing::info!(has_profile = profile.is_some(), "user logged in");
 

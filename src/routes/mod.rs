@@ -21,41 +21,34 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::sync::Notify;
 use tower_governor::GovernorError;
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::captcha::CaptchaVerifier;
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::gotrue::GoTrueClient;
-use crate::idempotency::Idempotency;
 use crate::observe;
-use crate::password::Hasher;
+use crate::signup::SignupService;
 use crate::store::Database;
 
 pub use client_ip::ClientIp;
 pub use json::JsonObject;
 
-/// What every handler may use. Cheap to clone (the settings, pool and hasher are shared).
+/// What every handler may use. Cheap to clone (everything is shared).
 #[derive(Clone)]
 pub struct AppState {
     /// Everything configured, read where it is needed (not copied field by field).
     pub settings: Arc<Settings>,
-    pub pool: Database,
-    pub hasher: Hasher,
+    pub db: Database,
+    /// The signup service (everything a signup needs).
+    pub signup: Arc<SignupService>,
     /// `None` when SUPABASE_URL / GOTRUE_URL is not configured: login answers 503.
     pub gotrue: Option<GoTrueClient>,
-    /// `None` when CAPTCHA_PROVIDER is not set.
-    pub captcha: Option<CaptchaVerifier>,
-    /// Wakes the outbox worker after a signup that queued a confirmation email.
-    pub outbox_wake: Arc<Notify>,
     pub metrics: PrometheusHandle,
     /// How the client's IP is found (socket, or X-Forwarded-For behind a trusted proxy).
     pub client_ip: ClientIp,
-    pub idempotency: Idempotency,
     /// Recent durations of failed logins of known users (see `login`).
     pub failed_logins: Arc<login::FailedLoginTimes>,
     /// The last readiness probe, shared by every `/readyz` caller.

@@ -1,10 +1,11 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the handlers' annotations.
 
 use axum::Json;
-use utoipa::OpenApi;
+use utoipa::{IntoResponses, OpenApi};
 
 use super::{health, login, signup};
 use crate::error::{ErrorBody, ErrorResponse};
+use crate::signup::{ConcealedResponse, SignupResponse};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,8 +24,8 @@ use crate::error::{ErrorBody, ErrorResponse};
     ),
     components(schemas(
         signup::SignupRequest,
-        signup::SignupResponse,
-        signup::ConcealedResponse,
+        SignupResponse,
+        ConcealedResponse,
         login::LoginRequest,
         login::LoginResponse,
         login::SessionBody,
@@ -47,4 +48,68 @@ pub struct ApiDoc;
     responses((status = 200, description = "This OpenAPI 3.1 document", body = Object)))]
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+/// The answers of `POST /api/auth/signup`.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum SignupResponses {
+    #[response(
+        status = 201,
+        description = "User, identity and profile committed in one transaction (or, with \
+            `Idempotent-Replayed: true`, the stored answer of the first request with this \
+            Idempotency-Key)",
+        headers(("Idempotent-Replayed" = String, description = "`true` on a replayed answer"))
+    )]
+    Created(SignupResponse),
+    #[response(
+        status = 202,
+        description = "CONCEAL_EXISTING_EMAILS=true: same answer for new and registered emails"
+    )]
+    Concealed(ConcealedResponse),
+    #[response(
+        status = 400,
+        description = "`invalid_json`: malformed JSON, or not an object; \
+            `invalid_idempotency_key`; `captcha_failed` (CAPTCHA_PROVIDER set: no \
+            `captcha_token`, or the provider refused it)"
+    )]
+    BadRequest(ErrorResponse),
+    #[response(
+        status = 409,
+        description = "`email_taken`; or `request_in_progress` (a request with this \
+            Idempotency-Key is still running; `Retry-After: 1`)"
+    )]
+    Conflict(ErrorResponse),
+    #[response(status = 413, description = "`payload_too_large`: body over 16 KiB")]
+    PayloadTooLarge(ErrorResponse),
+    #[response(
+        status = 415,
+        description = "`unsupported_media_type`: not application/json"
+    )]
+    UnsupportedMediaType(ErrorResponse),
+    #[response(
+        status = 422,
+        description = "`validation_failed`, one entry per bad field (at most five unknown \
+            fields named); `weak_password`: the password fails PASSWORD_MIN_LENGTH / \
+            PASSWORD_REQUIRED_CHARACTERS (`weak_password.reasons`, and every bad field in \
+            `fields`); `signup_disabled` (DISABLE_SIGNUP=true); `idempotency_key_reused`: the \
+            key was used for a different request"
+    )]
+    Unprocessable(ErrorResponse),
+    #[response(
+        status = 429,
+        description = "`rate_limited`: over RATE_LIMIT_SIGNUP_PER_MINUTE for this client IP",
+        headers(("Retry-After" = String, description = "seconds"))
+    )]
+    RateLimited(ErrorResponse),
+    #[response(status = 500, description = "`internal`")]
+    Internal(ErrorResponse),
+    #[response(
+        status = 503,
+        description = "`overloaded` (hash queue full) or `request_timeout` (REQUEST_TIMEOUT_S \
+            passed; the signup may still commit) or `captcha_unavailable` (the captcha provider \
+            is down or slow), with `Retry-After: 1`; or `database_unavailable`",
+        headers(("Retry-After" = String, description = "seconds to wait"))
+    )]
+    Unavailable(ErrorResponse),
 }

@@ -2,11 +2,11 @@
 //!
 //! One statement, `select … from atomic_signup.create_user_idempotent(…)`, sent in autocommit
 //! mode: Postgres runs it as one transaction, in one round trip (in transaction-pool mode it runs
-//! inside an explicit transaction instead, see [`super::Tx`]). It calls `create_user`
-//! (migrations/20261124000003_signup_function.sql), which inserts `auth.users`,
-//! `auth.identities` and `public.profiles` in that order, and with an Idempotency-Key completes
-//! the key (migrations/20261125000005_idempotency_keys.sql); if anything fails, none of the rows
-//! exists.
+//! inside an explicit transaction instead, see [`super::Tx`]). The function checks its
+//! arguments, calls `create_user`, which inserts `auth.users`, `auth.identities`, GoTrue's audit
+//! row, the outbox row and `public.profiles` in that order, and with an Idempotency-Key
+//! completes the key; if anything fails, none of the rows exists. Which migration holds each
+//! function's live definition: migrations/README.md.
 //!
 //! Duplicates are detected by the database, not by a SELECT first: the unique index on
 //! `auth.users.email` makes exactly one of two concurrent signups with one email win, and the
@@ -36,7 +36,7 @@ pub struct UserRecord<'a> {
     pub email_confirmed: bool,
     /// With an Idempotency-Key: the claimed key, completed with the answer in the same
     /// transaction.
-    pub idempotency: Option<KeyCompletion<'a>>,
+    pub idempotency: Option<&'a KeyCompletion<'a>>,
 }
 
 /// A claimed Idempotency-Key and the answer to store with it. The function fills in the
@@ -45,7 +45,7 @@ pub struct KeyCompletion<'a> {
     pub key: &'a str,
     pub claim: Uuid,
     pub status: u16,
-    pub body: &'a serde_json::Value,
+    pub body: serde_json::Value,
 }
 
 /// What the transaction returns of the rows it wrote.
@@ -87,12 +87,13 @@ impl From<sqlx::Error> for SignupError {
     }
 }
 
-pub async fn create_user(
+/// Writes `record` in one transaction (see the module's comment).
+pub async fn commit_signup(
     db: &Database,
     record: UserRecord<'_>,
 ) -> Result<CreatedUser, SignupError> {
     let started = std::time::Instant::now();
-    let key = record.idempotency.as_ref();
+    let key = record.idempotency;
     let status = key
         .map(|k| i16::try_from(k.status))
         .transpose()
@@ -111,7 +112,7 @@ pub async fn create_user(
         key.map(|k| k.key),
         key.map(|k| k.claim),
         status,
-        key.map(|k| k.body),
+        key.map(|k| &k.body),
     )
     .fetch_one(conn)
     .await);
