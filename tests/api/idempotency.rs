@@ -9,17 +9,6 @@ use serde_json::{Value, json};
 use support::{TestApp, assert_error, assert_invariants, counts, signup_body, status_json};
 use uuid::Uuid;
 
-/// POST /api/auth/signup with `key` as Idempotency-Key.
-async fn keyed(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .post(format!("{}/api/auth/signup", app.address))
-        .header("idempotency-key", key)
-        .json(body)
-        .send()
-        .await
-        .expect("send signup")
-}
-
 fn replayed(res: &reqwest::Response) -> Option<&str> {
     res.headers()
         .get("idempotent-replayed")
@@ -59,7 +48,7 @@ async fn hold_key(app: &TestApp, key: &str) {
 async fn a_retry_with_the_same_key_and_body_replays_the_201_without_a_new_user() {
     let app = TestApp::spawn().await;
     let body = signup_body("Ada", "ada@example.com", "Creator");
-    let first = keyed(&app, "key-1", &body).await;
+    let first = app.keyed_signup("key-1", &body).await;
     assert_eq!(replayed(&first), None);
     assert_eq!(first.status(), 201);
     let original_bytes = first.bytes().await.unwrap();
@@ -69,7 +58,7 @@ async fn a_retry_with_the_same_key_and_body_replays_the_201_without_a_new_user()
     // same bytes, not just the same JSON.
     let retry_body = signup_body("Ada", "ADA@Example.COM", "Creator");
     for _ in 0..3 {
-        let retry = keyed(&app, "key-1", &retry_body).await;
+        let retry = app.keyed_signup("key-1", &retry_body).await;
         assert_eq!(replayed(&retry), Some("true"));
         assert_eq!(retry.status(), 201);
         let again = retry.bytes().await.unwrap();
@@ -119,9 +108,11 @@ async fn a_retry_with_the_same_key_and_body_replays_the_201_without_a_new_user()
 #[tokio::test]
 async fn the_same_key_with_another_body_is_422_idempotency_key_reused() {
     let app = TestApp::spawn().await;
-    let (status, _) =
-        status_json(keyed(&app, "k", &signup_body("Ada", "ada@example.com", "Creator")).await)
-            .await;
+    let (status, _) = status_json(
+        app.keyed_signup("k", &signup_body("Ada", "ada@example.com", "Creator"))
+            .await,
+    )
+    .await;
     assert_eq!(status, 201);
     let other_password = json!({"name": "Ada", "email": "ada@example.com",
         "password": "another password", "role": "Creator"});
@@ -130,7 +121,12 @@ async fn the_same_key_with_another_body_is_422_idempotency_key_reused() {
         signup_body("Ada", "ada@example.com", "Brand"),
         other_password,
     ] {
-        assert_error(keyed(&app, "k", &body).await, 422, "idempotency_key_reused").await;
+        assert_error(
+            app.keyed_signup("k", &body).await,
+            422,
+            "idempotency_key_reused",
+        )
+        .await;
     }
     assert_eq!(counts(&app.db).await, (1, 1, 1));
 }
@@ -143,13 +139,13 @@ async fn a_key_held_by_a_running_request_is_409_then_taken_over_when_its_lease_e
     // The fingerprint differs, but a live holder answers 409 only if the body is the same:
     let body = signup_body("Ada", "ada@example.com", "Creator");
     assert_error(
-        keyed(&app, "busy", &body).await,
+        app.keyed_signup("busy", &body).await,
         422,
         "idempotency_key_reused",
     )
     .await;
     // … so give the holder this request's fingerprint: find it from a completed twin.
-    let (status, _) = status_json(keyed(&app, "twin", &body).await).await;
+    let (status, _) = status_json(app.keyed_signup("twin", &body).await).await;
     assert_eq!(status, 201);
     sqlx::query(
         "update atomic_signup.idempotency_keys set fingerprint = \
@@ -159,7 +155,7 @@ async fn a_key_held_by_a_running_request_is_409_then_taken_over_when_its_lease_e
     .execute(&app.db.pool)
     .await
     .unwrap();
-    let res = keyed(&app, "busy", &body).await;
+    let res = app.keyed_signup("busy", &body).await;
     assert_eq!(
         res.headers().get("retry-after").map(HeaderValue::as_bytes),
         Some(&b"1"[..])
@@ -175,7 +171,7 @@ async fn a_key_held_by_a_running_request_is_409_then_taken_over_when_its_lease_e
     .await
     .unwrap();
     let body = signup_body("Eve", "eve@example.com", "Creator");
-    let (status, answer) = status_json(keyed(&app, "busy", &body).await).await;
+    let (status, answer) = status_json(app.keyed_signup("busy", &body).await).await;
     assert_eq!(status, 201, "{answer}");
     assert_eq!(key_row(&app, "busy").await.unwrap().0, "completed");
     assert_eq!(counts(&app.db).await, (2, 2, 2));
@@ -188,7 +184,7 @@ async fn a_failed_signup_gives_its_key_back() {
     let body = signup_body("Ada", "ada@example.com", "Creator");
     assert_eq!(app.signup(&body).await.status(), 201);
     for _ in 0..2 {
-        let (status, answer) = status_json(keyed(&app, "k", &body).await).await;
+        let (status, answer) = status_json(app.keyed_signup("k", &body).await).await;
         // Not request_in_progress on the retry: the key was released.
         assert_eq!(
             (status, answer["error"]["code"].as_str()),
@@ -260,7 +256,7 @@ async fn malformed_keys_are_400_invalid_idempotency_key() {
     assert_eq!(twice.status(), 400);
     assert_eq!(counts(&app.db).await, (0, 0, 0));
     // The longest valid key works.
-    let ok = keyed(&app, &"k".repeat(255), &body).await;
+    let ok = app.keyed_signup(&"k".repeat(255), &body).await;
     assert_eq!(ok.status(), 201);
 }
 
@@ -269,9 +265,9 @@ async fn a_replica_replays_what_another_replica_answered() {
     let a = TestApp::spawn().await;
     let b = a.another_instance().spawn().await;
     let body = signup_body("Ada", "ada@example.com", "Creator");
-    let (status, original) = status_json(keyed(&a, "shared", &body).await).await;
+    let (status, original) = status_json(a.keyed_signup("shared", &body).await).await;
     assert_eq!(status, 201);
-    let retry = keyed(&b, "shared", &body).await;
+    let retry = b.keyed_signup("shared", &body).await;
     assert_eq!(replayed(&retry), Some("true"));
     assert_eq!(status_json(retry).await, (201, original));
     assert_eq!(counts(&a.db).await, (1, 1, 1));
@@ -291,9 +287,9 @@ async fn the_stored_answer_carries_what_the_transaction_wrote() {
     .await
     .unwrap();
     let body = signup_body("Ada", "ada@example.com", "Creator");
-    let (_, first) = status_json(keyed(&app, "k", &body).await).await;
+    let (_, first) = status_json(app.keyed_signup("k", &body).await).await;
     assert_eq!(first["onboarding_completed"], true);
-    let (_, again) = status_json(keyed(&app, "k", &body).await).await;
+    let (_, again) = status_json(app.keyed_signup("k", &body).await).await;
     assert_eq!(again, first);
 }
 
@@ -309,7 +305,7 @@ async fn with_concealed_emails_a_new_and_a_taken_email_replay_alike() {
     for key in ["new", "taken"] {
         let mut tries = Vec::new();
         for _ in 0..3 {
-            let res = keyed(&app, key, &body).await;
+            let res = app.keyed_signup(key, &body).await;
             let replay = replayed(&res).map(str::to_owned);
             tries.push((replay, status_json(res).await));
         }
@@ -402,7 +398,7 @@ async fn a_request_cut_off_by_the_timeout_gives_its_key_back_and_the_retry_signs
     // runs it.
     support::slow_profile_inserts(&app.db, 2.0).await;
     let body = signup_body("Ada", "ada@example.com", "Creator");
-    assert_error(keyed(&app, "cut", &body).await, 503, "request_timeout").await;
+    assert_error(app.keyed_signup("cut", &body).await, 503, "request_timeout").await;
     // The dropped request gave its key back (long before its 12 s lease ends) …
     assert!(
         support::eventually(Duration::from_secs(6), || async {
@@ -419,9 +415,47 @@ async fn a_request_cut_off_by_the_timeout_gives_its_key_back_and_the_retry_signs
         .execute(&app.db.pool)
         .await
         .unwrap();
-    let retry = keyed(&app, "cut", &body).await;
+    let retry = app.keyed_signup("cut", &body).await;
     assert_eq!(replayed(&retry), None);
     assert_eq!(retry.status(), 201);
     assert_eq!(counts(&app.db).await, (1, 1, 1));
     assert_invariants(&app.db).await;
+}
+
+#[tokio::test]
+async fn a_signup_whose_key_was_taken_over_answers_409_over_http_and_commits_nothing() {
+    // Inside the signup's own transaction (a trigger on the profile insert), another request
+    // takes the key over, as one does after this request's lease ran out: the completion finds
+    // the claim gone, SQLSTATE AS409 rolls everything back, and the client is told 409.
+    let app = TestApp::spawn().await;
+    sqlx::raw_sql(
+        "create function public.test_only_take_key() returns trigger language plpgsql as $$
+         begin
+           update atomic_signup.idempotency_keys set claim = gen_random_uuid()
+           where key = 'taken-over';
+           return new;
+         end $$;
+         create trigger test_only_take_key before insert on public.profiles
+           for each row execute function public.test_only_take_key();",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let body = signup_body("Lost", "lost@example.com", "Creator");
+    let answer = assert_error(
+        app.keyed_signup("taken-over", &body).await,
+        409,
+        "request_in_progress",
+    )
+    .await;
+    assert!(answer["error"]["message"].is_string(), "{answer}");
+    assert_eq!(counts(&app.db).await, (0, 0, 0));
+    // The taking over rolled back with the signup, and the request gave its key back: a retry
+    // with the same key signs up.
+    sqlx::raw_sql("drop trigger test_only_take_key on public.profiles")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(app.keyed_signup("taken-over", &body).await.status(), 201);
+    assert_eq!(counts(&app.db).await, (1, 1, 1));
 }

@@ -7,16 +7,10 @@ use std::time::{Duration, Instant};
 
 use gotrue_double::{Endpoint, ErrorStyle, Fault};
 use serde_json::{Value, json};
-use support::{TestApp, assert_error, signup_body, status_json};
+use support::{TestApp, assert_error, status_json};
 use uuid::Uuid;
 
 const PASSWORD: &str = "correct horse battery";
-
-async fn signed_up(app: &TestApp, name: &str, email: &str) -> Uuid {
-    let (status, body) = status_json(app.signup(&signup_body(name, email, "Brand")).await).await;
-    assert_eq!(status, 201, "{body}");
-    body["user_id"].as_str().unwrap().parse().unwrap()
-}
 
 async fn confirm(app: &TestApp, user: Uuid) {
     sqlx::query("update auth.users set email_confirmed_at = now() where id = $1")
@@ -33,7 +27,7 @@ async fn signup_then_login_returns_a_session_and_the_profile() {
         .configure(|s| s.require_email_confirmation = false)
         .spawn()
         .await;
-    let user = signed_up(&app, "Lin", "lin@example.com").await;
+    let user = app.signed_up("Lin", "lin@example.com", "Brand").await;
 
     let (status, body) = status_json(app.login(" LIN@example.com ", PASSWORD).await).await;
     assert_eq!(status, 200, "{body}");
@@ -73,7 +67,7 @@ async fn signup_then_login_returns_a_session_and_the_profile() {
 #[tokio::test]
 async fn wrong_password_unconfirmed_and_banned() {
     let app = TestApp::builder().gotrue().spawn().await;
-    let user = signed_up(&app, "Uma", "uma@example.com").await;
+    let user = app.signed_up("Uma", "uma@example.com", "Brand").await;
 
     // Unconfirmed: a wrong password is still 401 (GoTrue checks confirmation after the password).
     assert_error(
@@ -135,11 +129,12 @@ async fn wrong_password_unconfirmed_and_banned() {
 #[tokio::test]
 async fn a_user_without_a_profile_gets_profile_null() {
     let app = TestApp::builder()
+        .breaks_invariants("the profile is deleted: a user made outside this service")
         .gotrue()
         .configure(|s| s.require_email_confirmation = false)
         .spawn()
         .await;
-    let user = signed_up(&app, "Nora", "nora@example.com").await;
+    let user = app.signed_up("Nora", "nora@example.com", "Brand").await;
     sqlx::query("delete from public.profiles where id = $1")
         .bind(user)
         .execute(&app.db.pool)
@@ -270,7 +265,7 @@ async fn gotrue_rate_limits_pass_through_with_retry_after() {
 #[tokio::test]
 async fn every_gotrue_error_shape_is_understood() {
     let app = TestApp::builder().gotrue().spawn().await;
-    let user = signed_up(&app, "Shay", "shay@example.com").await;
+    let user = app.signed_up("Shay", "shay@example.com", "Brand").await;
     for style in [ErrorStyle::ByHeader, ErrorStyle::Legacy, ErrorStyle::OAuth] {
         app.double().set_style(style);
         sqlx::query(
@@ -313,8 +308,8 @@ async fn a_row_gotrue_cannot_scan_fails_every_login_and_ours_never_are() {
         .configure(|s| s.require_email_confirmation = false)
         .spawn()
         .await;
-    let good = signed_up(&app, "Good", "good@example.com").await;
-    let bad = signed_up(&app, "Bad", "bad@example.com").await;
+    let good = app.signed_up("Good", "good@example.com", "Brand").await;
+    let bad = app.signed_up("Bad", "bad@example.com", "Brand").await;
     assert_eq!(
         status_json(app.login("good@example.com", PASSWORD).await)
             .await
@@ -372,7 +367,7 @@ async fn a_bcrypt_user_made_elsewhere_logs_in_too() {
         .configure(|s| s.require_email_confirmation = false)
         .spawn()
         .await;
-    let user = signed_up(&app, "Old", "old@example.com").await;
+    let user = app.signed_up("Old", "old@example.com", "Brand").await;
     let hash = bcrypt::hash("legacy password", 4).unwrap();
     sqlx::query("update auth.users set encrypted_password = $2 where id = $1")
         .bind(user)

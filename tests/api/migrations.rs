@@ -5,7 +5,7 @@ use crate::support;
 
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
-use support::{TestApp, TestDb, signup_body, status_json};
+use support::{TestApp, TestDb};
 use uuid::Uuid;
 
 /// (successfully applied, all) rows of sqlx's bookkeeping table.
@@ -105,17 +105,11 @@ async fn as_user(db: &TestDb, user: Uuid, sql: &str) -> Result<Vec<String>, sqlx
     rows
 }
 
-async fn signed_up(app: &TestApp, name: &str, email: &str) -> Uuid {
-    let (status, body) = status_json(app.signup(&signup_body(name, email, "Creator")).await).await;
-    assert_eq!(status, 201, "{body}");
-    body["user_id"].as_str().unwrap().parse().unwrap()
-}
-
 #[tokio::test]
 async fn row_level_security_lets_a_user_see_and_edit_only_their_own_profile() {
     let app = TestApp::spawn().await;
-    let a = signed_up(&app, "Alice", "alice@example.com").await;
-    let b = signed_up(&app, "Bob", "bob@example.com").await;
+    let a = app.signed_up("Alice", "alice@example.com", "Creator").await;
+    let b = app.signed_up("Bob", "bob@example.com", "Creator").await;
 
     let visible = as_user(
         &app.db,
@@ -173,7 +167,7 @@ async fn row_level_security_lets_a_user_see_and_edit_only_their_own_profile() {
 #[tokio::test]
 async fn the_api_roles_cannot_reach_the_service_objects() {
     let app = TestApp::spawn().await;
-    let user = signed_up(&app, "Carol", "carol@example.com").await;
+    let user = app.signed_up("Carol", "carol@example.com", "Creator").await;
     for sql in [
         "select description from public._sqlx_migrations",
         "select out_email_confirmed_at::text from atomic_signup.create_user(gen_random_uuid(), 'x@example.com', 'h', 'n', 'admin', true)",

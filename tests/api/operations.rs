@@ -96,25 +96,12 @@ async fn the_service_works_with_only_the_least_privilege_role() {
     assert_eq!(row, ("Least".to_owned(), "Creator".to_owned()));
 
     // Idempotency-Key: claim, complete in the transaction, replay; a failure gives the key back.
-    let keyed = |email: &str| {
-        limited
-            .client
-            .post(format!("{}/api/auth/signup", limited.address))
-            .header("idempotency-key", "least-key")
-            .json(&signup_body("Keyed", email, "Creator"))
-    };
-    let first = keyed("keyed@example.com").send().await.unwrap();
+    let keyed_body = signup_body("Keyed", "keyed@example.com", "Creator");
+    let first = limited.keyed_signup("least-key", &keyed_body).await;
     assert_eq!(first.status(), 201);
-    let again = keyed("keyed@example.com").send().await.unwrap();
+    let again = limited.keyed_signup("least-key", &keyed_body).await;
     assert_eq!(again.headers()["idempotent-replayed"], "true");
-    let taken = limited
-        .client
-        .post(format!("{}/api/auth/signup", limited.address))
-        .header("idempotency-key", "least-key-2")
-        .json(&signup_body("Keyed", "keyed@example.com", "Creator"))
-        .send()
-        .await
-        .unwrap();
+    let taken = limited.keyed_signup("least-key-2", &keyed_body).await;
     assert_eq!(taken.status(), 409);
     let left: i64 = sqlx::query_scalar(
         "select count(*) from atomic_signup.idempotency_keys where key = 'least-key-2'",

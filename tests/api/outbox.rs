@@ -37,17 +37,10 @@ async fn all_sent(db: &TestDb, n: usize) -> bool {
     rows.len() == n && rows.iter().all(|r| r.status == "sent")
 }
 
-async fn signed_up(app: &TestApp, email: &str) -> Uuid {
-    let (status, body) =
-        status_json(app.signup(&signup_body("Mail Me", email, "Creator")).await).await;
-    assert_eq!(status, 201, "{body}");
-    body["user_id"].as_str().unwrap().parse().unwrap()
-}
-
 /// Signs `email` up and waits until the worker has mailed it: a worker poll that happened after
 /// everything before it, so "nothing else was sent" can be checked without sleeping.
 async fn barrier(app: &TestApp, double: &gotrue_double::GoTrueDouble, email: &str) {
-    signed_up(app, email).await;
+    app.signed_up("Mail Me", email, "Creator").await;
     let mailed = || async { double.mails().iter().any(|m| m == email) };
     assert!(eventually(WAIT, mailed).await, "{email} was never mailed");
 }
@@ -55,7 +48,9 @@ async fn barrier(app: &TestApp, double: &gotrue_double::GoTrueDouble, email: &st
 #[tokio::test]
 async fn a_signup_queues_one_row_and_the_worker_delivers_it_exactly_once() {
     let app = TestApp::builder().gotrue().spawn().await;
-    let user = signed_up(&app, "mail@example.com").await;
+    let user = app
+        .signed_up("Mail Me", "mail@example.com", "Creator")
+        .await;
     let queued: (Uuid, i64) =
         sqlx::query_as("select user_id, count(*) over () from atomic_signup.confirmation_outbox")
             .fetch_one(&app.db.pool)
@@ -98,7 +93,8 @@ async fn no_outbox_row_when_confirmation_is_not_required() {
         .configure(|s| s.require_email_confirmation = false)
         .spawn()
         .await;
-    signed_up(&app, "confirmed@example.com").await;
+    app.signed_up("Mail Me", "confirmed@example.com", "Creator")
+        .await;
     // The signup committed before it answered: no row now means none ever.
     assert!(outbox_rows(&app.db).await.is_empty());
     assert!(app.double().calls_to(Endpoint::Resend).is_empty());
@@ -134,7 +130,8 @@ async fn delivery_is_retried_after_gotrue_errors() {
     );
     double.push_faults(Endpoint::Resend, 1, Fault::Status(502, "bad_gateway"));
     double.push_faults(Endpoint::Resend, 1, Fault::RateLimited(None));
-    signed_up(&app, "retry@example.com").await;
+    app.signed_up("Mail Me", "retry@example.com", "Creator")
+        .await;
 
     assert!(
         eventually(WAIT, || all_sent(&app.db, 1)).await,
@@ -152,7 +149,8 @@ async fn retry_after_on_429_is_honoured() {
     let app = TestApp::builder().gotrue().spawn().await;
     app.double()
         .push_faults(Endpoint::Resend, 1, Fault::RateLimited(Some(30)));
-    signed_up(&app, "slowdown@example.com").await;
+    app.signed_up("Mail Me", "slowdown@example.com", "Creator")
+        .await;
     let rescheduled = || async {
         let rows = outbox_rows(&app.db).await;
         rows.len() == 1 && rows[0].attempts == 1
@@ -187,7 +185,8 @@ async fn after_max_attempts_the_row_is_marked_failed_and_counted() {
         100,
         Fault::Status(503, "service_unavailable"),
     );
-    signed_up(&app, "never@example.com").await;
+    app.signed_up("Mail Me", "never@example.com", "Creator")
+        .await;
     let failed = || async {
         outbox_rows(&app.db)
             .await
@@ -225,7 +224,8 @@ async fn delivery_resumes_after_the_worker_restarts() {
         1000,
         Fault::Status(500, "unexpected_failure"),
     );
-    signed_up(&app, "restart@example.com").await;
+    app.signed_up("Mail Me", "restart@example.com", "Creator")
+        .await;
     assert!(
         eventually(WAIT, || async {
             outbox_rows(&app.db).await[0].attempts >= 2
@@ -263,7 +263,9 @@ async fn a_row_held_by_a_crashed_worker_is_delivered_after_restart() {
 
     // A signup committed by a service that is gone now; a worker claims the row and dies.
     let other = TestApp::builder().on(db.clone()).spawn().await; // no GoTrue: no worker
-    signed_up(&other, "crash@example.com").await;
+    other
+        .signed_up("Mail Me", "crash@example.com", "Creator")
+        .await;
     let claimed: i64 = sqlx::query_scalar(
         "select id from atomic_signup.confirmation_outbox where status = 'pending' for update skip locked",
     )
@@ -378,7 +380,9 @@ async fn concealing_mode_answers_the_same_for_new_and_existing_emails() {
 #[tokio::test]
 async fn the_mailed_link_confirms_the_user_and_login_then_works() {
     let app = TestApp::builder().gotrue().spawn().await;
-    let user = signed_up(&app, "Link@example.com").await;
+    let user = app
+        .signed_up("Mail Me", "Link@example.com", "Creator")
+        .await;
     assert_eq!(
         app.login("link@example.com", "correct horse battery")
             .await

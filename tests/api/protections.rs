@@ -252,32 +252,20 @@ async fn a_keyed_retry_replays_without_a_second_captcha() {
         .spawn()
         .await;
     let body = with_token(signup_body("Key", "key@example.com", "Creator"), "once");
-    let send = || {
-        app.client
-            .post(format!("{}/api/auth/signup", app.address))
-            .header("idempotency-key", "captcha-key")
-            .json(&body)
-            .send()
-    };
-    assert_eq!(send().await.unwrap().status(), 201);
+    let send = || app.keyed_signup("captcha-key", &body);
+    assert_eq!(send().await.status(), 201);
     // The provider would now refuse the spent token; the replay does not ask it.
     *provider.answer.lock().unwrap() = Answer::Accept("another");
-    let retry = send().await.unwrap();
+    let retry = send().await;
     assert_eq!(retry.status(), 201);
     assert_eq!(retry.headers()["idempotent-replayed"], "true");
     assert_eq!(provider.forms().len(), 1);
     // A failed captcha gives the key back: the same key with a good token then signs up.
     let other = with_token(signup_body("Key", "key2@example.com", "Creator"), "wrong");
-    let keyed = |b: &Value| {
-        app.client
-            .post(format!("{}/api/auth/signup", app.address))
-            .header("idempotency-key", "captcha-key-2")
-            .json(b)
-            .send()
-    };
-    assert_error(keyed(&other).await.unwrap(), 400, "captcha_failed").await;
+    let failed = app.keyed_signup("captcha-key-2", &other).await;
+    assert_error(failed, 400, "captcha_failed").await;
     let good = with_token(signup_body("Key", "key2@example.com", "Creator"), "another");
-    assert_eq!(keyed(&good).await.unwrap().status(), 201);
+    assert_eq!(app.keyed_signup("captcha-key-2", &good).await.status(), 201);
     assert_eq!(counts(&app.db).await, (2, 2, 2));
 }
 

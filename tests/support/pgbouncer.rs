@@ -127,11 +127,6 @@ impl PgBouncer {
             self.dir.display()
         )
     }
-
-    /// PgBouncer's log so far (for a failing test's message).
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("pgbouncer.log")).unwrap_or_default()
-    }
 }
 
 fn set_mode(path: &std::path::Path, mode: u32) {
