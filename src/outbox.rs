@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::store::Database;
-use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -22,19 +21,6 @@ use crate::gotrue::{GoTrueClient, GoTrueError};
 use crate::observe;
 use crate::store::StoreError;
 use crate::store::outbox::{self as sql, ClaimedConfirmation};
-
-impl OutboxSettings {
-    /// Delay before attempt `attempt + 1`, after `attempt` failures (1-based): base·2^(attempt−1),
-    /// capped, with "equal jitter" (a random point in the upper half) so replicas spread out.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .backoff_base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(30));
-        let capped = exp.min(self.backoff_max);
-        let half = capped / 2;
-        half + half.mul_f64(rand::rng().random::<f64>())
-    }
-}
 
 #[derive(Clone)]
 pub struct Worker {

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::{ConfigError, millis, parse_opt, parse_or};
+use super::ConfigError;
+use super::parse::{Lookup, millis, parse_opt, parse_or, required};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaptchaProvider {
@@ -67,18 +68,11 @@ fn url_for_logs(url: &str) -> String {
 
 impl CaptchaSettings {
     /// `None` when CAPTCHA_PROVIDER is unset or empty (captcha off).
-    pub(super) fn from_lookup(
-        get: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<Self>, ConfigError> {
+    pub(super) fn from_lookup(get: &Lookup<'_>) -> Result<Option<Self>, ConfigError> {
         let Some(provider) = parse_opt(get, "CAPTCHA_PROVIDER", CaptchaProvider::parse)? else {
             return Ok(None);
         };
-        let secret = get("CAPTCHA_SECRET")
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-            .ok_or(ConfigError::Missing {
-                name: "CAPTCHA_SECRET",
-            })?;
+        let secret = required(get, "CAPTCHA_SECRET", |v| Ok(v.to_owned()))?;
         let timeout = parse_or(
             get,
             "CAPTCHA_TIMEOUT_MS",

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use super::ConfigError;
+use super::parse::{Lookup, parse_or, seconds};
+
 /// Which origins may call the API from a browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CorsOrigins {
@@ -26,6 +29,26 @@ impl Default for CorsSettings {
             origins: CorsOrigins::Off,
             max_age: Duration::from_secs(600),
         }
+    }
+}
+
+impl CorsSettings {
+    /// CORS_ALLOWED_ORIGINS, CORS_MAX_AGE_S.
+    pub(super) fn from_lookup(get: &Lookup<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            origins: parse_or(
+                get,
+                "CORS_ALLOWED_ORIGINS",
+                CorsOrigins::Off,
+                CorsOrigins::parse,
+            )?,
+            max_age: parse_or(
+                get,
+                "CORS_MAX_AGE_S",
+                Self::default().max_age,
+                seconds(86_400),
+            )?,
+        })
     }
 }
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::{ConfigError, env_lookup, millis, parse_in_range, parse_or};
+use super::ConfigError;
+use super::parse::{Lookup, env_lookup, millis, parse_in_range, parse_or, required};
 
 /// How DATABASE_URL reaches Postgres: directly or through a session-mode pooler (one server
 /// connection per client connection), or through a transaction-mode pooler (Supavisor's port
@@ -95,16 +96,16 @@ impl DatabaseSettings {
         Self::from_lookup(&env_lookup)
     }
 
-    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let url = get("DATABASE_URL").ok_or(ConfigError::Missing {
-            name: "DATABASE_URL",
+    pub fn from_lookup(get: &Lookup<'_>) -> Result<Self, ConfigError> {
+        let url = required(get, "DATABASE_URL", |v| {
+            DatabaseUrl::parse("DATABASE_URL", v)
         })?;
         let migrate_url = get("MIGRATE_DATABASE_URL")
             .filter(|v| !v.trim().is_empty())
             .map(|v| DatabaseUrl::parse("MIGRATE_DATABASE_URL", &v))
             .transpose()?;
         Ok(Self {
-            url: DatabaseUrl::parse("DATABASE_URL", &url)?,
+            url,
             pool_mode: parse_or(
                 get,
                 "DATABASE_POOL_MODE",

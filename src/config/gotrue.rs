@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::{ConfigError, millis, parse_or};
+use super::ConfigError;
+use super::parse::{Lookup, env_lookup, millis, parse_or};
 
 /// Where GoTrue is and how to call it.
 #[derive(Debug, Clone)]
@@ -19,12 +20,12 @@ pub struct GoTrueSettings {
 impl GoTrueSettings {
     /// [`GoTrueSettings::from_lookup`] on the process environment.
     pub fn from_env() -> Result<Option<Self>, ConfigError> {
-        Self::from_lookup(&super::env_lookup)
+        Self::from_lookup(&env_lookup)
     }
 
     /// `GOTRUE_URL`, else `SUPABASE_URL` + `/auth/v1`; `SUPABASE_ANON_KEY` (or the older
     /// `SUPABASE_KEY`); `GOTRUE_TIMEOUT_MS`. `None` when no URL is set at all.
-    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
+    pub fn from_lookup(get: &Lookup<'_>) -> Result<Option<Self>, ConfigError> {
         let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
         let url = match (set("GOTRUE_URL"), set("SUPABASE_URL")) {
             (Some(url), _) => parse_http_url("GOTRUE_URL", &url)?,

@@ -3,6 +3,7 @@
 
 mod credentials;
 mod email;
+mod idempotency_key;
 mod name;
 mod new_user;
 mod password;
@@ -12,6 +13,7 @@ mod validation;
 
 pub use credentials::Credentials;
 pub use email::Email;
+pub use idempotency_key::{FingerprintSecret, IdempotencyKey, MAX_KEY_LEN, MIN_SECRET_BYTES};
 pub use name::DisplayName;
 pub use new_user::{NewUser, SignupForm};
 pub use password::Password;

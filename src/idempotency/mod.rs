@@ -2,7 +2,8 @@
 //! the first answer again instead of a second signup. All state lives in Postgres, so every
 //! replica behaves the same.
 //!
-//! - [`key`]: the header's value and the request fingerprint (HMAC under IDEMPOTENCY_SECRET).
+//! - [`IdempotencyKey`], [`FingerprintSecret`] (value types in `domain`): the header's value and
+//!   the request fingerprint (HMAC under IDEMPOTENCY_SECRET).
 //! - [`try_processing`]: claims the key before any work; the [`NextAction`] says whether to do
 //!   the work (holding the key) or to send a stored answer.
 //! - [`HeldKey`]: the claim. The signup transaction completes it with the answer
@@ -14,7 +15,6 @@
 //! the next request with that key takes it over. If the dead request's transaction commits after
 //! all, it finds its claim gone and rolls back: never two users.
 
-mod key;
 mod persistence;
 mod purge;
 
@@ -23,7 +23,7 @@ use std::time::Duration;
 use crate::store::Database;
 use uuid::Uuid;
 
-pub use key::{FingerprintSecret, IdempotencyKey, MAX_KEY_LEN, MIN_SECRET_BYTES};
+pub use crate::domain::{FingerprintSecret, IdempotencyKey, MAX_KEY_LEN, MIN_SECRET_BYTES};
 pub use purge::purge_expired_keys;
 
 use crate::store::StoreError;

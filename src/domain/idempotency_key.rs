@@ -6,7 +6,7 @@ use std::fmt;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::domain::NewUser;
+use super::NewUser;
 
 /// 1 to 255 printable ASCII characters (0x21–0x7E, and inner spaces), as sent.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,99 @@
+//! Who may sign up and how: roles, password policy, email domains, DISABLE_SIGNUP, email
+//! confirmation and concealment.
+
+use std::time::Duration;
+
+use super::ConfigError;
+use super::parse::{Lookup, count, env_lookup, millis, parse_bool, parse_opt, parse_or};
+use crate::domain::{EmailDomains, PasswordPolicy, RoleSet, SignupRules};
+
+/// The signup's settings, as [`super::Settings`] keeps them.
+pub(super) struct SignupSettings {
+    pub rules: SignupRules,
+    /// DISABLE_SIGNUP
+    pub disabled: bool,
+    /// REQUIRE_EMAIL_CONFIRMATION
+    pub require_email_confirmation: bool,
+    /// CONCEAL_EXISTING_EMAILS
+    pub conceal_existing_emails: bool,
+    /// CONCEAL_MIN_DURATION_MS
+    pub conceal_min_duration: Duration,
+}
+
+impl SignupSettings {
+    pub(super) fn from_lookup(get: &Lookup<'_>) -> Result<Self, ConfigError> {
+        let rules = SignupRules {
+            roles: signup_roles(get)?,
+            password: password_policy(get)?,
+            email_domains: email_domains(get)?,
+        };
+        let require_email_confirmation =
+            parse_or(get, "REQUIRE_EMAIL_CONFIRMATION", true, parse_bool)?;
+        let conceal_existing_emails = parse_or(get, "CONCEAL_EXISTING_EMAILS", false, parse_bool)?;
+        if conceal_existing_emails && !require_email_confirmation {
+            return Err(ConfigError::Invalid {
+                name: "CONCEAL_EXISTING_EMAILS",
+                reason: "true needs REQUIRE_EMAIL_CONFIRMATION=true (otherwise a new account \
+                         could log in at once, and a taken email could not)"
+                    .to_owned(),
+            });
+        }
+        Ok(Self {
+            rules,
+            disabled: parse_or(get, "DISABLE_SIGNUP", false, parse_bool)?,
+            require_email_confirmation,
+            conceal_existing_emails,
+            conceal_min_duration: parse_or(
+                get,
+                "CONCEAL_MIN_DURATION_MS",
+                Duration::from_millis(100),
+                millis(60_000),
+            )?,
+        })
+    }
+}
+
+/// SIGNUP_ROLES: the roles a signup may ask for (`serve`), written into the database by `migrate`.
+pub fn signup_roles(get: &Lookup<'_>) -> Result<RoleSet, ConfigError> {
+    parse_or(get, "SIGNUP_ROLES", RoleSet::default(), RoleSet::parse_list)
+}
+
+/// [`signup_roles`] from the process environment.
+pub fn signup_roles_from_env() -> Result<RoleSet, ConfigError> {
+    signup_roles(&env_lookup)
+}
+
+/// PASSWORD_MIN_LENGTH and PASSWORD_REQUIRED_CHARACTERS (GoTrue's policy variables).
+fn password_policy(get: &Lookup<'_>) -> Result<PasswordPolicy, ConfigError> {
+    Ok(PasswordPolicy {
+        min_length: parse_or(
+            get,
+            "PASSWORD_MIN_LENGTH",
+            PasswordPolicy::default().min_length,
+            |v| {
+                count(PasswordPolicy::LOWEST_MIN_LENGTH as u32, 256)(v)
+                    .map_err(|e| format!("{e} (GoTrue never accepts less than 6)"))
+            },
+        )?,
+        required_characters: get("PASSWORD_REQUIRED_CHARACTERS")
+            .map(|v| PasswordPolicy::parse_required_characters(&v))
+            .unwrap_or_default(),
+    })
+}
+
+/// SIGNUP_EMAIL_DOMAIN_ALLOWLIST or SIGNUP_EMAIL_DOMAIN_DENYLIST (not both).
+fn email_domains(get: &Lookup<'_>) -> Result<EmailDomains, ConfigError> {
+    let list = |name| parse_opt(get, name, EmailDomains::parse_list);
+    match (
+        list("SIGNUP_EMAIL_DOMAIN_ALLOWLIST")?,
+        list("SIGNUP_EMAIL_DOMAIN_DENYLIST")?,
+    ) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid {
+            name: "SIGNUP_EMAIL_DOMAIN_DENYLIST",
+            reason: "set SIGNUP_EMAIL_DOMAIN_ALLOWLIST or the deny list, not both".to_owned(),
+        }),
+        (Some(only), None) => Ok(EmailDomains::Only(only)),
+        (None, Some(but)) => Ok(EmailDomains::AllBut(but)),
+        (None, None) => Ok(EmailDomains::Any),
+    }
+}
