@@ -16,25 +16,20 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{Output, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::oneshot;
 
 use crate::config::HashSettings;
 use crate::domain::Password;
 use crate::observe;
 
-/// An encoded argon2id PHC string. Its `Debug` does not show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PasswordHash(String);
+/// An encoded argon2id PHC string, as a [`SecretString`]: its `Debug` does not show it.
+#[derive(Clone, Debug)]
+pub struct PasswordHash(SecretString);
 
 impl PasswordHash {
     pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for PasswordHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PasswordHash([redacted])")
+        self.0.expose_secret()
     }
 }
 
@@ -190,7 +185,10 @@ fn hash_one(
     // Both encoded in the PHC "B64": standard alphabet, no padding.
     let salt = SaltString::encode_b64(&salt).map_err(|e| fail(&e))?;
     let hash = Output::new(&out).map_err(|e| fail(&e))?;
-    Ok(PasswordHash(format!("{prefix}${}${hash}", salt.as_str())))
+    Ok(PasswordHash(SecretString::from(format!(
+        "{prefix}${}${hash}",
+        salt.as_str()
+    ))))
 }
 
 #[cfg(test)]

@@ -72,6 +72,8 @@ impl FingerprintSecret {
     }
 }
 
+/// Written by hand: the secret is kept as the HMAC's keyed state, not as text, and secrecy's
+/// `SecretBox` needs a type it can zeroize, which `Hmac` is not.
 impl fmt::Debug for FingerprintSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("FingerprintSecret([redacted])")

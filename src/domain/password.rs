@@ -1,10 +1,10 @@
-use std::fmt;
+use secrecy::{ExposeSecret, SecretString};
 
 /// A password: at most 256 characters, kept exactly as typed (no trimming). How short or simple
-/// it may be is the project's policy ([`super::PasswordPolicy`]). Its `Debug` never shows it and
-/// it has no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
+/// it may be is the project's policy ([`super::PasswordPolicy`]). A [`SecretString`]: its `Debug`
+/// never shows it, it has no `Display`, and its memory is zeroed when dropped.
+#[derive(Clone, Debug)]
+pub struct Password(SecretString);
 
 pub const MAX_PASSWORD_CHARS: usize = 256;
 
@@ -16,17 +16,11 @@ impl Password {
         if raw.chars().count() > MAX_PASSWORD_CHARS {
             return Err(format!("must be at most {MAX_PASSWORD_CHARS} characters"));
         }
-        Ok(Self(raw))
+        Ok(Self(SecretString::from(raw)))
     }
 
     pub fn expose_secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password([redacted])")
+        self.0.expose_secret()
     }
 }
 
