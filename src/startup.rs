@@ -86,60 +86,17 @@ impl Application {
             .map(GoTrueClient::new)
             .transpose()
             .map_err(StartupError::HttpClient)?;
-        let captcha = settings
-            .captcha
-            .clone()
-            .map(CaptchaVerifier::new)
-            .transpose()
-            .map_err(StartupError::HttpClient)?;
         let outbox_wake = Arc::new(Notify::new());
-        // Confirmation emails go out through GoTrue. Without it, rows wait in the outbox until
-        // a service with GoTrue configured runs.
-        let worker = match &gotrue {
-            Some(client) => Some(Worker::new(
-                pool.clone(),
-                client.clone(),
-                settings.outbox,
-                Arc::clone(&outbox_wake),
-            )),
-            None => {
-                if settings.require_email_confirmation {
-                    tracing::warn!(
-                        "GoTrue is not configured (SUPABASE_URL / SUPABASE_ANON_KEY): login is off \
-                         and confirmation emails wait in the outbox"
-                    );
-                }
-                None
-            }
-        };
+        let worker = outbox_worker(&settings, &pool, gotrue.as_ref(), &outbox_wake);
         let client_ip = routes::ClientIp {
             trust_forwarded_for: settings.trust_forwarded_for,
-        };
-        let idempotency = Idempotency {
-            secret: settings.idempotency.secret.clone(),
-            lease: settings.request_timeout
-                + settings.database.statement_timeout
-                + Duration::from_secs(1),
         };
         let purge = Purge {
             pool: pool.clone(),
             interval: settings.idempotency.purge_interval,
         };
         let failed_logins = Arc::new(FailedLoginTimes::measure(&hasher).await);
-        let signup = SignupService {
-            db: pool.clone(),
-            hasher,
-            captcha,
-            idempotency,
-            outbox_wake,
-            rules: settings.signup.clone(),
-            policy: SignupPolicy {
-                disabled: settings.disable_signup,
-                require_email_confirmation: settings.require_email_confirmation,
-                conceal_existing_emails: settings.conceal_existing_emails,
-                conceal_min_duration: settings.conceal_min_duration,
-            },
-        };
+        let signup = signup_service(&settings, &pool, hasher, outbox_wake)?;
         let settings = Arc::new(settings);
         let state = AppState {
             settings: Arc::clone(&settings),
@@ -257,6 +214,69 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The confirmation-mail worker. Mails go out through GoTrue: without it, rows wait in the outbox
+/// until a service with GoTrue configured runs.
+fn outbox_worker(
+    settings: &Settings,
+    pool: &store::Database,
+    gotrue: Option<&GoTrueClient>,
+    wake: &Arc<Notify>,
+) -> Option<Worker> {
+    match gotrue {
+        Some(client) => Some(Worker::new(
+            pool.clone(),
+            client.clone(),
+            settings.outbox,
+            Arc::clone(wake),
+        )),
+        None => {
+            if settings.require_email_confirmation {
+                tracing::warn!(
+                    "GoTrue is not configured (SUPABASE_URL / SUPABASE_ANON_KEY): login is off \
+                     and confirmation emails wait in the outbox"
+                );
+            }
+            None
+        }
+    }
+}
+
+/// The signup service and what it needs from the settings.
+fn signup_service(
+    settings: &Settings,
+    pool: &store::Database,
+    hasher: Hasher,
+    outbox_wake: Arc<Notify>,
+) -> Result<SignupService, StartupError> {
+    let captcha = settings
+        .captcha
+        .clone()
+        .map(CaptchaVerifier::new)
+        .transpose()
+        .map_err(StartupError::HttpClient)?;
+    // A claimed key stays locked longer than any request can run.
+    let idempotency = Idempotency {
+        secret: settings.idempotency.secret.clone(),
+        lease: settings.request_timeout
+            + settings.database.statement_timeout
+            + Duration::from_secs(1),
+    };
+    Ok(SignupService {
+        db: pool.clone(),
+        hasher,
+        captcha,
+        idempotency,
+        outbox_wake,
+        rules: settings.signup.clone(),
+        policy: SignupPolicy {
+            disabled: settings.disable_signup,
+            require_email_confirmation: settings.require_email_confirmation,
+            conceal_existing_emails: settings.conceal_existing_emails,
+            conceal_min_duration: settings.conceal_min_duration,
+        },
+    })
 }
 
 /// Refuses to start when the schema is incomplete. An unreachable database is not fatal: the
