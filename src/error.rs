@@ -352,3 +352,55 @@ impl From<HashError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The codes `ApiError::code` can answer, read from its match arms in this file.
+    fn codes_in_code_fn() -> BTreeSet<String> {
+        let source = include_str!("error.rs");
+        let start = source.find("pub fn code(&self)").expect("ApiError::code");
+        let end = start
+            + source[start..]
+                .find("fn public_message")
+                .expect("the function after code()");
+        // Every string literal in it is a code.
+        source[start..end]
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_codes_are_the_codes_answered() {
+        let codes = codes_in_code_fn();
+        assert!(codes.len() > 20, "{codes:?}");
+        // ErrorBody's doc comment: the list the OpenAPI document shows.
+        let source = include_str!("error.rs");
+        let doc_start = source.find("/// Stable error code:").expect("the doc");
+        let doc_end = doc_start + source[doc_start..].find("pub code:").expect("the field");
+        let documented: BTreeSet<String> = source[doc_start..doc_end]
+            .replace("/// Stable error code:", "")
+            .replace("///", "")
+            .split([',', '.', '\n'])
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            codes, documented,
+            "ErrorBody's doc comment vs ApiError::code"
+        );
+        // And the reference a reader looks them up in.
+        let api = include_str!("../docs/api.md");
+        for code in &codes {
+            assert!(
+                api.contains(&format!("`{code}`")),
+                "docs/api.md does not mention `{code}`"
+            );
+        }
+    }
+}

@@ -1,7 +1,6 @@
 //! Idempotency keys' SQL: claim before the work, give back after a failure, complete a concealed
 //! answer, purge after 24 h. Completing a key with a new user's answer happens inside the signup
-//! transaction (`store::signup`). The functions are in migrations/20261125000005_idempotency_keys.sql
-//! and migrations/20261203000009_complete_idempotency_key.sql.
+//! transaction (`store::signup`). Where each function is defined now: migrations/README.md.
 
 use std::time::Duration;
 

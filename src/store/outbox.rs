@@ -24,7 +24,7 @@ pub struct ClaimedConfirmation {
 pub async fn claim_next(
     conn: &mut PgConnection,
 ) -> Result<Option<ClaimedConfirmation>, StoreError> {
-    // The function (migrations/20261124000004_service_role.sql) selects the oldest due pending
+    // The function (its live definition: migrations/README.md) selects the oldest due pending
     // row `for update of o skip locked`, joined to auth.users for the email.
     Ok(sqlx::query_as!(
         ClaimedConfirmation,

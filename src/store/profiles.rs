@@ -64,7 +64,7 @@ pub async fn find_user_by_email(
 /// The user's profile; `None` for a user made outside this service.
 pub async fn find_profile(db: &Database, user_id: Uuid) -> Result<Option<Profile>, StoreError> {
     // A SECURITY DEFINER function: profiles has RLS for the API roles, and the service's
-    // least-privilege role reads through it (migrations/20261124000004_service_role.sql).
+    // least-privilege role reads through it (its live definition: migrations/README.md).
     Ok(unit!(db, |conn| sqlx::query_as!(
         Profile,
         r#"select name as "name!", role as "role!", onboarding_completed as "onboarding_completed!"

@@ -188,3 +188,90 @@ async fn the_api_roles_cannot_reach_the_service_objects() {
         .unwrap_err();
     support::assert_sqlstate(&err, "42501", "the statement");
 }
+
+/// The migrations (by file name, in order) and their text.
+fn migration_files() -> Vec<(String, String)> {
+    let dir = format!("{}/migrations", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The last migration whose text contains one of `heads` followed by `function`'s name and `(`.
+fn last_with(files: &[(String, String)], heads: &[&str], function: &str) -> Option<String> {
+    files
+        .iter()
+        .rev()
+        .find(|(_, text)| {
+            let text = text.to_lowercase();
+            heads
+                .iter()
+                .any(|head| text.contains(&format!("{head} {function}(")))
+        })
+        .map(|(name, _)| name.clone())
+}
+
+#[test]
+fn migrations_readme_names_where_each_function_is_defined_now() {
+    let files = migration_files();
+    let readme = std::fs::read_to_string(format!(
+        "{}/migrations/README.md",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let rows: Vec<Vec<String>> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `atomic_signup."))
+        .map(|l| {
+            l.split('|')
+                .map(|c| c.trim().trim_matches('`').to_owned())
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
+    // Every function the migrations create is in the table.
+    let mut created: Vec<String> = files
+        .iter()
+        .flat_map(|(_, text)| {
+            text.to_lowercase()
+                .split("function atomic_signup.")
+                .skip(1)
+                .filter_map(|rest| rest.split('(').next().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    created.sort();
+    created.dedup();
+    let mut listed: Vec<String> = rows
+        .iter()
+        .map(|r| r[0].trim_start_matches("atomic_signup.").to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, created, "functions in migrations/README.md's table");
+    let creates = ["create function", "create or replace function"];
+    let alters = [
+        "create function",
+        "create or replace function",
+        "alter function",
+    ];
+    for row in &rows {
+        let function = &row[0];
+        let body = last_with(&files, &creates, function);
+        let path = last_with(&files, &alters, function);
+        assert_eq!(body.as_deref(), Some(row[1].as_str()), "body of {function}");
+        let expected = if row[2] == "same" { &row[1] } else { &row[2] };
+        assert_eq!(
+            path.as_deref(),
+            Some(expected.as_str()),
+            "search_path of {function}"
+        );
+    }
+}

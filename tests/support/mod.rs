@@ -1,5 +1,6 @@
-//! Test harness: a real Postgres (see `postgres.rs`), the real service on 127.0.0.1:0, and the
-//! checks GoTrue applies to rows and hashes (see `gotrue.rs`).
+//! Test harness: a real Postgres (see `postgres.rs`), the real service on 127.0.0.1:0 (in process,
+//! [`TestApp`], or the binary, [`ServiceProcess`]); GoTrue's checks of rows and hashes live in the
+//! GoTrue double (`crates/gotrue-double`).
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 pub mod pgbouncer;
