@@ -7,17 +7,12 @@ pub mod pgbouncer;
 pub mod postgres;
 pub mod proxy;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use atomic_signup::config::HashSettings;
 use atomic_signup::config::OutboxSettings;
-use atomic_signup::config::{
-    DatabaseSettings, DatabaseUrl, GoTrueSettings, IdempotencySettings, Settings,
-};
-use atomic_signup::domain::SignupRules;
-use atomic_signup::idempotency::FingerprintSecret;
+use atomic_signup::config::{DatabaseUrl, GoTrueSettings, Settings};
 use atomic_signup::startup::Application;
 use gotrue_double::GoTrueDouble;
 use serde_json::{Value, json};
@@ -67,43 +62,30 @@ pub fn use_double(settings: &mut Settings, double: &GoTrueDouble) {
 }
 
 pub fn test_settings(db: &TestDb) -> Settings {
-    Settings {
-        database: DatabaseSettings {
-            url: DatabaseUrl::from_options(db.options.clone()),
-            pool_mode: atomic_signup::config::PoolMode::Session,
-            migrate_url: None,
-            max_connections: 10,
-            statement_timeout: Duration::from_secs(5),
-            acquire_timeout: Duration::from_secs(2),
-        },
-        bind_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        signup: SignupRules::default(),
-        disable_signup: false,
-        captcha: None,
-        require_email_confirmation: true,
-        conceal_existing_emails: false,
-        conceal_min_duration: Duration::from_millis(100),
-        metrics_bind_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        http_header_read_timeout: Duration::from_secs(10),
-        http_max_connections: 1024,
-        http_max_connections_per_ip: 64,
-        rate_limit_prune_interval: Duration::from_secs(60),
-        argon2: TEST_HASH,
-        hash_queue_per_core: atomic_signup::config::DEFAULT_QUEUE_PER_CORE,
-        shutdown_timeout: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(15),
+    // The service's own defaults (as `serve` reads them), but for what tests need otherwise.
+    let vars = [
+        (
+            "DATABASE_URL",
+            "postgres://placeholder@localhost/placeholder",
+        ),
+        ("IDEMPOTENCY_SECRET", TEST_IDEMPOTENCY_SECRET),
+        // Ports of the system's choosing, on loopback.
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("METRICS_BIND_ADDR", "127.0.0.1:0"),
+        ("SHUTDOWN_TIMEOUT_S", "5"),
         // Tests that are not about rate limits switch them off.
-        rate_limit_signup_per_minute: 0,
-        rate_limit_login_per_minute: 0,
-        trust_forwarded_for: false,
-        gotrue: None,
-        idempotency: IdempotencySettings {
-            secret: FingerprintSecret::parse(TEST_IDEMPOTENCY_SECRET).expect("test secret"),
-            purge_interval: Duration::from_secs(3600),
-        },
-        outbox: OutboxSettings::default(),
-        cors: atomic_signup::config::CorsSettings::default(),
-    }
+        ("RATE_LIMIT_SIGNUP_PER_MINUTE", "0"),
+        ("RATE_LIMIT_LOGIN_PER_MINUTE", "0"),
+    ];
+    let mut settings = Settings::from_lookup(&|name| {
+        vars.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .expect("the test settings parse");
+    settings.database.url = DatabaseUrl::from_options(db.options.clone());
+    settings.argon2 = TEST_HASH;
+    settings
 }
 
 /// Builds a [`TestApp`] (crates.io's `TestAppBuilder`): `TestApp::builder().gotrue()
