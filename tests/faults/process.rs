@@ -82,16 +82,25 @@ async fn sigkill_mid_load_then_restart_loses_nothing_and_delivers_every_mail() {
 
     // Eight clients sign up one unique email after another until the process is gone.
     let next = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let load: Vec<_> = (0..8)
         .map(|_| {
-            let (client, base, next, stop) =
-                (client.clone(), base.clone(), next.clone(), stop.clone());
+            let (client, base, next, answered, stop) = (
+                client.clone(),
+                base.clone(),
+                next.clone(),
+                answered.clone(),
+                stop.clone(),
+            );
             tokio::spawn(async move {
                 let mut seen = Vec::new();
                 while !stop.load(Ordering::SeqCst) {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let outcome = send(&client, &base, i).await;
+                    if matches!(outcome, Outcome::Answer(201, _)) {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
                     let dead = matches!(outcome, Outcome::NoAnswer);
                     seen.push((i, outcome));
                     if dead {
@@ -102,8 +111,16 @@ async fn sigkill_mid_load_then_restart_loses_nothing_and_delivers_every_mail() {
             })
         })
         .collect();
-    let at = Duration::from_millis(300 + (Uuid::new_v4().as_u128() % 700) as u64);
-    tokio::time::sleep(at).await;
+    // Killed once the load has produced a random number (8 to 40) of 201s: a condition, not a
+    // delay, so a busy machine kills as late in the load as a quiet one. The 8 clients then
+    // have requests in flight (each sends the next as soon as one is answered).
+    let at = 8 + (Uuid::new_v4().as_u128() % 33) as usize;
+    let loaded = || async { answered.load(Ordering::SeqCst) >= at };
+    assert!(
+        eventually(Duration::from_secs(120), loaded).await,
+        "the load produced {} answers in 120 s",
+        answered.load(Ordering::SeqCst)
+    );
     service.signal(libc::SIGKILL);
     service.exited().await;
     stop.store(true, Ordering::SeqCst);
@@ -147,7 +164,7 @@ async fn sigkill_mid_load_then_restart_loses_nothing_and_delivers_every_mail() {
     .await
     .unwrap();
     println!(
-        "killed after {at:?}: {} created, {} unanswered, {pending} outbox rows pending",
+        "killed after {at} answered signups: {} created, {} unanswered, {pending} outbox rows pending",
         created.len(),
         unanswered.len()
     );
