@@ -3,11 +3,9 @@
 //! without leftovers, and `migrate` refuses. (The signup, idempotency, login and outbox modules
 //! run through it as a whole with TEST_POOLER=pgbouncer, see scripts/test.sh.)
 
-use std::time::Duration;
-
 use atomic_signup::config::{DatabaseUrl, PoolMode, Settings};
 use atomic_signup::store::Database;
-use support::{TestApp, TestDb, assert_error, assert_invariants, signup_body};
+use support::{TestApp, TestDb, assert_invariants, signup_body};
 
 use crate::support;
 
@@ -29,48 +27,6 @@ async fn pooled_app(configure: impl FnOnce(&mut Settings)) -> TestApp {
         })
         .spawn()
         .await
-}
-
-#[tokio::test]
-async fn the_statement_timeout_holds_in_every_transaction_through_the_pooler() {
-    // Through a pooler no startup parameter sets it: each transaction does (SET LOCAL).
-    let app = pooled_app(|s| s.database.statement_timeout = Duration::from_millis(300)).await;
-    support::slow_profile_inserts(&app.db, 3.0).await;
-    for i in 0..3 {
-        let started = std::time::Instant::now();
-        assert_error(
-            app.signup(&signup_body(
-                "Slow",
-                &format!("slow{i}@example.com"),
-                "Creator",
-            ))
-            .await,
-            503,
-            "database_unavailable",
-        )
-        .await;
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "cancelled by statement_timeout, not waited out"
-        );
-    }
-    assert_eq!(support::counts(&app.db).await, (0, 0, 0));
-    assert_invariants(&app.db).await;
-    // The connections are fine afterwards (the aborted transactions were ended cleanly).
-    sqlx::query("drop trigger test_only_slow on public.profiles")
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
-    for i in 0..3 {
-        let res = app
-            .signup(&signup_body(
-                "Quick",
-                &format!("quick{i}@example.com"),
-                "Creator",
-            ))
-            .await;
-        assert_eq!(res.status(), 201);
-    }
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 use crate::support;
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use atomic_signup::config::HashSettings;
 use gotrue_double::rules::{
@@ -650,4 +651,50 @@ async fn an_unreachable_database_is_503_database_unavailable() {
         "fails fast: {:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_signup_over_statement_timeout_is_503_writes_nothing_and_leaves_connections_usable() {
+    // A slow profile insert (a stand-in for a stuck database) inside the signup statement. Run
+    // directly, and through PgBouncer in transaction mode by scripts/test.sh (TEST_POOLER), where
+    // no startup parameter sets the timeout: each transaction does (SET LOCAL).
+    let app = TestApp::builder()
+        .configure(|s| s.database.statement_timeout = Duration::from_millis(300))
+        .spawn()
+        .await;
+    support::slow_profile_inserts(&app.db, 3.0).await;
+    for i in 0..3 {
+        let started = std::time::Instant::now();
+        assert_error(
+            app.signup(&signup_body(
+                "Slow",
+                &format!("slow{i}@example.com"),
+                "Creator",
+            ))
+            .await,
+            503,
+            "database_unavailable",
+        )
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "cancelled by statement_timeout, not waited out"
+        );
+    }
+    assert_eq!(counts(&app.db).await, (0, 0, 0));
+    // The connections are fine afterwards (the aborted transactions were ended cleanly).
+    sqlx::query("drop trigger test_only_slow on public.profiles")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let res = app
+            .signup(&signup_body(
+                "Quick",
+                &format!("quick{i}@example.com"),
+                "Creator",
+            ))
+            .await;
+        assert_eq!(res.status(), 201);
+    }
 }
