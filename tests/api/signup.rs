@@ -698,3 +698,65 @@ async fn a_signup_over_statement_timeout_is_503_writes_nothing_and_leaves_connec
         assert_eq!(res.status(), 201);
     }
 }
+
+/// The signup service on its own, without HTTP: the outcomes the route turns into answers.
+#[tokio::test]
+async fn the_signup_service_answers_created_then_replayed_then_refuses_a_reused_key() {
+    use atomic_signup::domain::{IdempotencyKey, SignupForm, ValidationErrors};
+    use atomic_signup::idempotency::{Idempotency, IdempotencyError};
+    use atomic_signup::signup::{
+        SignupFailure, SignupInput, SignupOutcome, SignupPolicy, SignupService,
+    };
+
+    let db = support::TestDb::migrated().await;
+    let settings = support::test_settings(&db);
+    let service = SignupService {
+        db: atomic_signup::store::Database::new(&settings.database),
+        hasher: atomic_signup::password::Hasher::for_this_machine(support::TEST_HASH, 4).unwrap(),
+        captcha: None,
+        idempotency: Idempotency {
+            secret: settings.idempotency.secret.clone(),
+            lease: Duration::from_secs(30),
+        },
+        outbox_wake: Default::default(),
+        rules: settings.signup.clone(),
+        policy: SignupPolicy {
+            disabled: false,
+            require_email_confirmation: true,
+            conceal_existing_emails: false,
+            conceal_min_duration: Duration::ZERO,
+        },
+    };
+    let input = |email: &str| SignupInput {
+        form: SignupForm {
+            name: Some("Ada".into()),
+            email: Some(email.into()),
+            password: Some("correct horse battery".into()),
+            role: Some("Creator".into()),
+        },
+        errors: ValidationErrors::default(),
+        captcha_token: None,
+        client_ip: None,
+        key: Some(IdempotencyKey::parse(b"service-key").unwrap()),
+    };
+    let created = match service.sign_up(input("ada@example.com")).await {
+        Ok(SignupOutcome::Created(created)) => created,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (created.email.as_str(), created.email_confirmed),
+        ("ada@example.com", false)
+    );
+    match service.sign_up(input("ada@example.com")).await {
+        Ok(SignupOutcome::Replayed { status, body }) => {
+            assert_eq!(status, 201);
+            assert_eq!(body["user_id"], created.user_id.to_string());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        service.sign_up(input("bob@example.com")).await,
+        Err(SignupFailure::Idempotency(IdempotencyError::Reused))
+    ));
+    assert_eq!(counts(&db).await, (1, 1, 1));
+}
