@@ -201,14 +201,14 @@ impl SignupService {
         tracing::Span::current().record("user_id", tracing::field::display(user_id));
         let email_confirmed = !self.policy.require_email_confirmation;
         let conceal = self.policy.conceal_existing_emails;
+        // The answer, but for what only the transaction knows (the profile's
+        // onboarding_completed: a trigger may set it; the function fills it in the stored copy).
+        let mut body = SignupResponse::new(user_id, user, email_confirmed);
         // With a key: the answer stored with it, committed with the signup.
         let stored = match key {
             None => None,
             Some(held) if conceal => Some(held.completion(202, answer::concealed_json()?)),
-            Some(held) => {
-                let body = SignupResponse::new(user_id, user, email_confirmed);
-                Some(held.completion(201, answer::to_json(&body)?))
-            }
+            Some(held) => Some(held.completion(201, answer::to_json(&body)?)),
         };
         let until = tokio::time::Instant::now() + self.policy.conceal_min_duration;
         let written = store_signup::commit_signup(
@@ -228,7 +228,6 @@ impl SignupService {
                 if self.policy.require_email_confirmation {
                     self.outbox_wake.notify_one();
                 }
-                let mut body = SignupResponse::new(user_id, user, email_confirmed);
                 body.onboarding_completed = row.onboarding_completed;
                 body.email_confirmed = row.email_confirmed_at.is_some();
                 Ok(Written::Committed { body, until })
