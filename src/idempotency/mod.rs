@@ -29,6 +29,7 @@ pub use purge::purge_expired_keys;
 use crate::store::StoreError;
 use crate::store::signup::KeyCompletion;
 use persistence::Claim;
+pub use persistence::StoredAnswer;
 
 /// How keys are handled.
 #[derive(Clone, Debug)]
@@ -46,10 +47,7 @@ pub enum NextAction {
     /// This request holds the key now: do the work, then settle the key.
     StartProcessing(HeldKey),
     /// The same request already succeeded: send its stored answer again.
-    ReturnSavedResponse {
-        status: u16,
-        body: serde_json::Value,
-    },
+    ReturnSavedResponse(StoredAnswer),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +77,7 @@ pub async fn try_processing(
             claim,
             armed: true,
         })),
-        Claim::Replay { status, body } => Ok(NextAction::ReturnSavedResponse { status, body }),
+        Claim::Replay(stored) => Ok(NextAction::ReturnSavedResponse(stored)),
         Claim::Mismatch => Err(IdempotencyError::Reused),
         Claim::InProgress => Err(IdempotencyError::InProgress),
     }

@@ -17,11 +17,8 @@ pub const KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 pub enum Claim {
     /// The key is this request's now (until `release` or the signup commits).
     Claimed,
-    /// The same request already succeeded: send this answer again.
-    Replay {
-        status: u16,
-        body: serde_json::Value,
-    },
+    /// The same request already succeeded: send its answer again.
+    Replay(StoredAnswer),
     /// The key was used for a different request.
     Mismatch,
     /// A request with this key is still running.
@@ -36,11 +33,22 @@ fn interval(d: Duration) -> PgInterval {
     }
 }
 
+/// What a completed key holds: the answer as the service built it, and what the signup
+/// transaction wrote that a new user's answer reports (`None` when no user was created, and for
+/// keys completed before the column existed, whose body already carries it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAnswer {
+    pub status: u16,
+    pub body: serde_json::Value,
+    pub onboarding_completed: Option<bool>,
+}
+
 /// What `claim_idempotency_key` answers.
 struct ClaimRow {
     outcome: String,
     response_status: Option<i16>,
     response_body: Option<serde_json::Value>,
+    onboarding_completed: Option<bool>,
 }
 
 /// Claims `key` for the request `claim` (a fresh id), with a lease of `lease`.
@@ -53,7 +61,7 @@ pub async fn claim(
 ) -> Result<Claim, StoreError> {
     let row = unit!(db, |conn| sqlx::query_as!(
         ClaimRow,
-        r#"select outcome as "outcome!", response_status, response_body
+        r#"select outcome as "outcome!", response_status, response_body, onboarding_completed
            from atomic_signup.claim_idempotency_key($1, $2, $3, $4, $5)"#,
         key,
         fingerprint,
@@ -66,11 +74,12 @@ pub async fn claim(
     Ok(match row.outcome.as_str() {
         "claimed" => Claim::Claimed,
         "replay" => match (row.response_status, row.response_body) {
-            (Some(status), Some(body)) => Claim::Replay {
+            (Some(status), Some(body)) => Claim::Replay(StoredAnswer {
                 status: u16::try_from(status)
                     .map_err(|_| StoreError::Invalid("a stored status below zero"))?,
                 body,
-            },
+                onboarding_completed: row.onboarding_completed,
+            }),
             _ => return Err(StoreError::Invalid("a completed key without its answer")),
         },
         "mismatch" => Claim::Mismatch,

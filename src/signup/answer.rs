@@ -1,13 +1,14 @@
 //! The answers of a signup, in the one shape both the first answer and its replays have.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::NewUser;
+use crate::idempotency::StoredAnswer;
 
 /// A new user (201).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SignupResponse {
     pub user_id: Uuid,
     pub email: String,
@@ -30,6 +31,28 @@ impl SignupResponse {
             email_confirmed,
         }
     }
+
+    /// The answer with what only the transaction knows filled in (the profile's
+    /// `onboarding_completed`: a trigger may set it): for the first answer and for its replays.
+    pub fn written(self, onboarding_completed: bool) -> Self {
+        Self {
+            onboarding_completed,
+            ..self
+        }
+    }
+}
+
+/// A key's stored answer as it is sent again: a new user's answer (201, stored as built before
+/// the transaction) completed from the transaction's column, like the first answer; anything
+/// else (the concealed 202, a key completed before the column existed) as it was stored.
+pub fn replayed(stored: StoredAnswer) -> Result<(u16, serde_json::Value), AnswerError> {
+    match (stored.status, stored.onboarding_completed) {
+        (201, Some(onboarding_completed)) => {
+            let body: SignupResponse = serde_json::from_value(stored.body)?;
+            Ok((stored.status, to_json(&body.written(onboarding_completed))?))
+        }
+        _ => Ok((stored.status, stored.body)),
+    }
 }
 
 /// The answer of CONCEAL_EXISTING_EMAILS=true, for new and registered emails alike (202).
@@ -43,9 +66,10 @@ pub const CONCEALED: ConcealedResponse = ConcealedResponse {
     status: "confirmation_sent",
 };
 
-/// An answer that could not be turned into JSON (a bug).
+/// An answer that could not be turned into JSON, or a stored one that is not a signup's answer
+/// (a bug).
 #[derive(Debug, thiserror::Error)]
-#[error("the signup's answer could not be written as JSON: {0}")]
+#[error("the signup's answer could not be converted: {0}")]
 pub struct AnswerError(#[from] serde_json::Error);
 
 /// `answer` as a JSON value: the form it is stored in with an Idempotency-Key and sent in, so

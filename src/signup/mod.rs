@@ -145,8 +145,9 @@ impl SignupService {
                     .await?
                 {
                     NextAction::StartProcessing(held) => Some(held),
-                    NextAction::ReturnSavedResponse { status, body } => {
+                    NextAction::ReturnSavedResponse(stored) => {
                         tracing::info!("idempotent replay");
+                        let (status, body) = answer::replayed(stored)?;
                         return Ok(SignupOutcome::Replayed { status, body });
                     }
                 }
@@ -201,9 +202,9 @@ impl SignupService {
         tracing::Span::current().record("user_id", tracing::field::display(user_id));
         let email_confirmed = !self.policy.require_email_confirmation;
         let conceal = self.policy.conceal_existing_emails;
-        // The answer, but for what only the transaction knows (the profile's
-        // onboarding_completed: a trigger may set it; the function fills it in the stored copy).
-        let mut body = SignupResponse::new(user_id, user, email_confirmed);
+        // The answer but for what only the transaction knows (SignupResponse::written): stored
+        // like this with a key, next to the transaction's facts.
+        let body = SignupResponse::new(user_id, user, email_confirmed);
         // With a key: the answer stored with it, committed with the signup.
         let stored = match key {
             None => None,
@@ -228,8 +229,7 @@ impl SignupService {
                 if self.policy.require_email_confirmation {
                     self.outbox_wake.notify_one();
                 }
-                body.onboarding_completed = row.onboarding_completed;
-                body.email_confirmed = row.email_confirmed_at.is_some();
+                let body = body.written(row.onboarding_completed);
                 Ok(Written::Committed { body, until })
             }
             Err(SignupError::EmailTaken) if conceal => {

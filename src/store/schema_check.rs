@@ -87,6 +87,7 @@ const TABLES: [(&str, &[&str]); 6] = [
             "locked_until",
             "response_status",
             "response_body",
+            "onboarding_completed",
             "user_id",
             "expires_at",
         ],

@@ -12,7 +12,6 @@
 //! `auth.users.email` makes exactly one of two concurrent signups with one email win, and the
 //! other gets a unique violation, answered 409.
 
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Database, StoreError, unit};
@@ -39,8 +38,8 @@ pub struct UserRecord<'a> {
     pub idempotency: Option<&'a KeyCompletion<'a>>,
 }
 
-/// A claimed Idempotency-Key and the answer to store with it. The function fills in the
-/// answer's `onboarding_completed` (when present) from the profile it wrote.
+/// A claimed Idempotency-Key and the answer to store with it, as given; the function stores the
+/// profile's `onboarding_completed` beside it.
 pub struct KeyCompletion<'a> {
     pub key: &'a str,
     pub claim: Uuid,
@@ -48,10 +47,11 @@ pub struct KeyCompletion<'a> {
     pub body: serde_json::Value,
 }
 
-/// What the transaction returns of the rows it wrote.
+/// What the transaction returns of the rows it wrote (the answer reports it; the rest of the
+/// answer is known before the transaction, `email_confirmed` included: the user is confirmed
+/// exactly when `UserRecord::email_confirmed` says so).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedUser {
-    pub email_confirmed_at: Option<OffsetDateTime>,
     pub onboarding_completed: bool,
 }
 
@@ -100,8 +100,7 @@ pub async fn commit_signup(
         .map_err(|_| StoreError::Invalid("an HTTP status beyond smallint"))?;
     let result = unit!(db, |conn| sqlx::query_as!(
         CreatedUser,
-        r#"select out_email_confirmed_at as "email_confirmed_at?",
-                  out_onboarding_completed as "onboarding_completed!"
+        r#"select out_onboarding_completed as "onboarding_completed!"
            from atomic_signup.create_user_idempotent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
         record.user_id,
         record.user.email.as_str(),

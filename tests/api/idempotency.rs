@@ -291,6 +291,39 @@ async fn the_stored_answer_carries_what_the_transaction_wrote() {
     assert_eq!(first["onboarding_completed"], true);
     let (_, again) = status_json(app.keyed_signup("k", &body).await).await;
     assert_eq!(again, first);
+    // SQL stores the service's answer as given (built before the transaction, so with
+    // onboarding_completed false) and the transaction's fact in a column of its own.
+    let (stored, onboarding): (serde_json::Value, Option<bool>) = sqlx::query_as(
+        "select response_body, onboarding_completed from atomic_signup.idempotency_keys \
+         where key = 'k'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let mut built = first.clone();
+    built["onboarding_completed"] = serde_json::json!(false);
+    assert_eq!((stored, onboarding), (built, Some(true)));
+}
+
+#[tokio::test]
+async fn a_key_completed_before_the_onboarding_column_replays_its_body_as_stored() {
+    // Keys completed by the older create_user_idempotent hold the merged answer and no column.
+    let app = TestApp::spawn().await;
+    let body = signup_body("Ada", "ada@example.com", "Creator");
+    let (_, first) = status_json(app.keyed_signup("k", &body).await).await;
+    let mut merged = first.clone();
+    merged["onboarding_completed"] = serde_json::json!(true);
+    sqlx::query(
+        "update atomic_signup.idempotency_keys \
+         set response_body = $1, onboarding_completed = null where key = 'k'",
+    )
+    .bind(&merged)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let res = app.keyed_signup("k", &body).await;
+    assert_eq!(replayed(&res), Some("true"));
+    assert_eq!(status_json(res).await, (201, merged));
 }
 
 #[tokio::test]
