@@ -53,6 +53,7 @@ async fn healthcheck() -> Result<(), String> {
 async fn migrate() -> Result<(), String> {
     let database = DatabaseSettings::from_env().map_err(|e| e.to_string())?;
     let roles = config::signup_roles_from_env().map_err(|e| e.to_string())?;
+    let profile = config::profile_schema_from_env().map_err(|e| e.to_string())?;
     let url = database.migration_url()?;
     // A transaction pooler on another port than Supabase's, or not declared: found by probing,
     // before the advisory lock is taken.
@@ -72,22 +73,30 @@ async fn migrate() -> Result<(), String> {
     store::signup_roles::write(&pool, roles.names())
         .await
         .map_err(|e| format!("cannot write SIGNUP_ROLES into atomic_signup.signup_roles: {e}"))?;
-    tracing::info!(roles = ?roles.names(), "migrations applied; signup roles written");
+    // The signup function writes only the columns the database lists (PROFILE_SCHEMA_PATH).
+    store::profile_columns::write(&pool, &profile)
+        .await
+        .map_err(|e| {
+            format!("cannot write PROFILE_SCHEMA_PATH into atomic_signup.profile_columns: {e}")
+        })?;
+    tracing::info!(roles = ?roles.names(), "migrations applied; signup roles and profile fields written");
     Ok(())
 }
 
 /// Prints the report on stdout; 0 when every check holds, 1 otherwise (also for a bad setting).
 async fn check(json: bool) -> ExitCode {
-    let settings = DatabaseSettings::from_env()
-        .and_then(|database| GoTrueSettings::from_env().map(|gotrue| (database, gotrue)));
-    let (database, gotrue) = match settings {
+    let settings = DatabaseSettings::from_env().and_then(|database| {
+        let gotrue = GoTrueSettings::from_env()?;
+        Ok((database, gotrue, config::profile_schema_from_env()?))
+    });
+    let (database, gotrue, profile) = match settings {
         Ok(settings) => settings,
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::FAILURE;
         }
     };
-    let report = check::run(&database, gotrue.as_ref()).await;
+    let report = check::run(&database, gotrue.as_ref(), &profile).await;
     if json {
         match serde_json::to_string_pretty(&report) {
             Ok(text) => println!("{text}"),

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::captcha::CaptchaVerifier;
 use crate::config::{CorsOrigins, Settings};
+use crate::domain::SignupRules;
 use crate::gotrue::GoTrueClient;
 use crate::idempotency::Idempotency;
 use crate::outbox::Worker;
@@ -43,6 +44,13 @@ pub enum StartupError {
         .0.join(", ")
     )]
     RolesNotInDatabase(Vec<String>),
+    #[error(
+        "the profile schema (PROFILE_SCHEMA_PATH) does not fit the database: {}",
+        .0.join("; ")
+    )]
+    ProfileMismatch(Vec<String>),
+    #[error("cannot write the OpenAPI document: {0}")]
+    OpenApi(serde_json::Error),
     #[error("cannot build the GoTrue HTTP client: {0}")]
     HttpClient(reqwest::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -78,7 +86,7 @@ impl Application {
             );
         }
         let pool = store::Database::new(&settings.database);
-        check_database(&pool, settings.signup.roles.names()).await?;
+        check_database(&pool, &settings.signup).await?;
         let hasher = Hasher::for_this_machine(settings.argon2, settings.hash_queue_per_core)?;
         let gotrue = settings
             .gotrue
@@ -97,6 +105,8 @@ impl Application {
         };
         let failed_logins = Arc::new(FailedLoginTimes::measure(&hasher).await);
         let signup = signup_service(&settings, &pool, hasher, outbox_wake)?;
+        let openapi =
+            routes::openapi::document(&settings.signup.profile).map_err(StartupError::OpenApi)?;
         let settings = Arc::new(settings);
         let state = AppState {
             settings: Arc::clone(&settings),
@@ -104,6 +114,7 @@ impl Application {
             signup: Arc::new(signup),
             gotrue,
             metrics: crate::observe::install(),
+            openapi: Arc::new(openapi),
             client_ip,
             failed_logins,
             readiness: Arc::default(),
@@ -282,14 +293,19 @@ fn signup_service(
 /// Refuses to start when the schema is incomplete. An unreachable database is not fatal: the
 /// pool connects on demand, the service answers 503 until the database is back (and the check is
 /// skipped; said once here so an operator sees a wrong URL at once).
-async fn check_database(pool: &store::Database, roles: &[String]) -> Result<(), StartupError> {
-    match tokio::time::timeout(Duration::from_secs(5), database_state(pool, roles)).await {
+async fn check_database(pool: &store::Database, rules: &SignupRules) -> Result<(), StartupError> {
+    match tokio::time::timeout(Duration::from_secs(5), database_state(pool, rules)).await {
         Ok(Ok(DatabaseState::Ready)) => {
-            tracing::info!("database reachable; schema, migrations and signup roles in place");
+            tracing::info!(
+                "database reachable; schema, migrations, signup roles and profile fields in place"
+            );
             Ok(())
         }
         Ok(Ok(DatabaseState::SchemaMissing(missing))) => Err(StartupError::SchemaMissing(missing)),
         Ok(Ok(DatabaseState::RolesMissing(roles))) => Err(StartupError::RolesNotInDatabase(roles)),
+        Ok(Ok(DatabaseState::ProfileMismatch(problems))) => {
+            Err(StartupError::ProfileMismatch(problems))
+        }
         Ok(Err(err @ store::StoreError::AuthenticationFailed(_))) => {
             tracing::error!(error = %err, "check the user and password of DATABASE_URL; schema not checked");
             Ok(())
@@ -316,21 +332,27 @@ enum DatabaseState {
     SchemaMissing(Vec<String>),
     /// SIGNUP_ROLES names roles that `atomic_signup.signup_roles` does not hold.
     RolesMissing(Vec<String>),
+    /// PROFILE_SCHEMA_PATH does not fit `public.profiles` or `atomic_signup.profile_columns`.
+    ProfileMismatch(Vec<String>),
 }
 
 async fn database_state(
     pool: &store::Database,
-    roles: &[String],
+    rules: &SignupRules,
 ) -> Result<DatabaseState, store::StoreError> {
     let missing = store::schema_check::missing_schema(pool).await?;
     if !missing.is_empty() {
         return Ok(DatabaseState::SchemaMissing(missing));
     }
-    let roles = store::signup_roles::missing(pool, roles).await?;
-    Ok(if roles.is_empty() {
+    let roles = store::signup_roles::missing(pool, rules.roles.names()).await?;
+    if !roles.is_empty() {
+        return Ok(DatabaseState::RolesMissing(roles));
+    }
+    let problems = store::profile_columns::check(pool, &rules.profile).await?;
+    Ok(if problems.is_empty() {
         DatabaseState::Ready
     } else {
-        DatabaseState::RolesMissing(roles)
+        DatabaseState::ProfileMismatch(problems)
     })
 }
 

@@ -1,11 +1,13 @@
-//! The database's checks: pooler, grants, migrations, schema, orphaned users, roles in metadata.
+//! The database's checks: pooler, grants, migrations, schema, profile fields, orphaned users,
+//! roles in metadata.
 
 use serde_json::json;
 
 use super::{Check, NOT_ALLOWED_FIX, describe, failed};
 use crate::config::{DatabaseSettings, PoolMode};
+use crate::domain::ProfileSchema;
 use crate::store::inspect::{self, Inspect};
-use crate::store::{Database, pooler, schema_check};
+use crate::store::{Database, pooler, profile_columns, schema_check};
 
 pub(super) async fn pooler_check(database: &DatabaseSettings) -> Check {
     let pooled = match pooler::behind_transaction_pooler(&database.url.connect_options()).await {
@@ -140,6 +142,34 @@ pub(super) async fn schema(db: &Database) -> Check {
         .with(json!({"missing": missing})),
         Err(err) => Check::problem(
             "schema",
+            format!("the check's query failed: {err}"),
+            "run check again",
+        ),
+    }
+}
+
+/// PROFILE_SCHEMA_PATH against `public.profiles` and `atomic_signup.profile_columns`: what
+/// `serve` refuses to start with.
+pub(super) async fn profile(db: &Database, schema: &ProfileSchema) -> Check {
+    let fields: Vec<&str> = schema.fields().iter().map(|f| f.name.as_str()).collect();
+    match profile_columns::check(db, schema).await {
+        Ok(problems) if problems.is_empty() => Check::ok(
+            "profile",
+            format!(
+                "the profile fields ({}) are columns of public.profiles that the signup may write",
+                fields.join(", ")
+            ),
+        )
+        .with(json!({"fields": fields})),
+        Ok(problems) => Check::problem(
+            "profile",
+            problems.join("; "),
+            "change PROFILE_SCHEMA_PATH's schema or the table so that they agree, then run \
+             atomic-signup migrate with that PROFILE_SCHEMA_PATH",
+        )
+        .with(json!({"fields": fields, "problems": problems})),
+        Err(err) => Check::problem(
+            "profile",
             format!("the check's query failed: {err}"),
             "run check again",
         ),

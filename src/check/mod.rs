@@ -10,6 +10,7 @@ mod gotrue;
 pub use gotrue::{TESTED_GOTRUE, TESTED_GOTRUE_MIGRATIONS};
 
 use crate::config::{DatabaseSettings, GoTrueSettings, PoolMode};
+use crate::domain::ProfileSchema;
 use crate::store::Database;
 use crate::store::inspect;
 
@@ -112,7 +113,11 @@ const NOT_ALLOWED_FIX: &str = "run check with a role that may read the auth sche
      _sqlx_migrations (the one migrate uses, e.g. DATABASE_URL=<MIGRATE_DATABASE_URL> atomic-signup check)";
 
 /// Runs every check. `gotrue` is `None` when neither GOTRUE_URL nor SUPABASE_URL is set.
-pub async fn run(database: &DatabaseSettings, gotrue: Option<&GoTrueSettings>) -> Report {
+pub async fn run(
+    database: &DatabaseSettings,
+    gotrue: Option<&GoTrueSettings>,
+    profile: &ProfileSchema,
+) -> Report {
     let mut checks = Vec::new();
     // Pooler-safe whatever DATABASE_POOL_MODE says (the pooler check compares the two): no
     // startup parameter a pooler refuses, nothing left on a server connection.
@@ -150,6 +155,7 @@ pub async fn run(database: &DatabaseSettings, gotrue: Option<&GoTrueSettings>) -
     checks.push(database::grants(&db).await);
     checks.push(database::migrations(&db).await);
     checks.push(database::schema(&db).await);
+    checks.push(database::profile(&db, profile).await);
     checks.push(gotrue::gotrue_migrations(&db).await);
     checks.push(gotrue::gotrue_health(gotrue).await);
     checks.push(database::orphans(&db).await);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::ConfigError;
 use super::parse::{Lookup, count, env_lookup, millis, parse_bool, parse_opt, parse_or};
-use crate::domain::{EmailDomains, PasswordPolicy, RoleSet, SignupRules};
+use crate::domain::{EmailDomains, PasswordPolicy, ProfileSchema, RoleSet, SignupRules};
 
 /// The signup's settings, as [`super::Settings`] keeps them.
 pub(super) struct SignupSettings {
@@ -26,6 +26,7 @@ impl SignupSettings {
             roles: signup_roles(get)?,
             password: password_policy(get)?,
             email_domains: email_domains(get)?,
+            profile: profile_schema(get)?,
         };
         let require_email_confirmation =
             parse_or(get, "REQUIRE_EMAIL_CONFIRMATION", true, parse_bool)?;
@@ -61,6 +62,26 @@ pub fn signup_roles(get: &Lookup<'_>) -> Result<RoleSet, ConfigError> {
 /// [`signup_roles`] from the process environment.
 pub fn signup_roles_from_env() -> Result<RoleSet, ConfigError> {
     signup_roles(&env_lookup)
+}
+
+/// PROFILE_SCHEMA_PATH: the profile fields a signup takes (`serve`, `check`), written into the
+/// database by `migrate`. Unset: today's profile, a display name ([`ProfileSchema::default`]).
+pub fn profile_schema(get: &Lookup<'_>) -> Result<ProfileSchema, ConfigError> {
+    parse_or(
+        get,
+        "PROFILE_SCHEMA_PATH",
+        ProfileSchema::default(),
+        |path| {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+            ProfileSchema::parse(&text).map_err(|e| format!("{path}: {e}"))
+        },
+    )
+}
+
+/// [`profile_schema`] from the process environment.
+pub fn profile_schema_from_env() -> Result<ProfileSchema, ConfigError> {
+    profile_schema(&env_lookup)
 }
 
 /// PASSWORD_MIN_LENGTH and PASSWORD_REQUIRED_CHARACTERS (GoTrue's policy variables).

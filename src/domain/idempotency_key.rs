@@ -58,15 +58,26 @@ impl FingerprintSecret {
     pub fn fingerprint(&self, user: &NewUser) -> [u8; 32] {
         let mut mac = self.0.clone();
         mac.update(b"atomic-signup/signup/v1");
-        for field in [
+        // Length-prefixed, so no two different field lists give the same bytes.
+        let mut field = |bytes: &[u8]| {
+            mac.update(&(bytes.len() as u64).to_be_bytes());
+            mac.update(bytes);
+        };
+        for value in [
             user.email.as_str(),
-            user.name.as_str(),
+            user.profile.name().unwrap_or_default(),
             user.role.as_str(),
             user.password.expose_secret(),
         ] {
-            // Length-prefixed, so no two different field lists give the same bytes.
-            mac.update(&(field.len() as u64).to_be_bytes());
-            mac.update(field.as_bytes());
+            field(value.as_bytes());
+        }
+        // The other profile fields, by name (with only `name`, the bytes of the fields above
+        // alone: keys stored before profile fields existed keep their fingerprints).
+        for (name, value) in user.profile.as_map() {
+            if name != "name" {
+                field(name.as_bytes());
+                field(value.to_string().as_bytes());
+            }
         }
         mac.finalize().into_bytes().into()
     }
@@ -86,11 +97,13 @@ mod tests {
     use crate::domain::{SignupForm, SignupRules, ValidationErrors};
 
     fn user(email: &str, name: &str, password: &str) -> NewUser {
+        let mut profile = serde_json::Map::new();
+        profile.insert("name".into(), name.into());
         let form = SignupForm {
-            name: Some(name.into()),
             email: Some(email.into()),
             password: Some(password.into()),
             role: Some("Creator".into()),
+            profile,
         };
         NewUser::parse(form, &SignupRules::default(), ValidationErrors::default()).unwrap()
     }

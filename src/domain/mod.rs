@@ -7,6 +7,7 @@ mod idempotency_key;
 mod name;
 mod new_user;
 mod password;
+mod profile;
 mod role;
 mod signup_rules;
 mod validation;
@@ -17,6 +18,10 @@ pub use idempotency_key::{FingerprintSecret, IdempotencyKey, MAX_KEY_LEN, MIN_SE
 pub use name::DisplayName;
 pub use new_user::{NewUser, SignupForm};
 pub use password::Password;
+pub use profile::{
+    DEFAULT_SCHEMA as DEFAULT_PROFILE_SCHEMA, FieldType, ProfileField, ProfileSchema,
+    ProfileValues, RESERVED_FIELDS,
+};
 pub use role::{Role, RoleSet};
 pub use signup_rules::{EmailDomains, PasswordPolicy, SignupRules, Weakness};
 pub use validation::ValidationErrors;

@@ -1,22 +1,26 @@
-use super::{DisplayName, Email, Password, Role, SignupRules, ValidationErrors};
+use serde_json::{Map, Value};
+
+use super::{Email, Password, ProfileValues, Role, SignupRules, ValidationErrors};
 
 /// A signup request that passed every check: the only way to get one is [`NewUser::parse`].
 #[derive(Debug, Clone)]
 pub struct NewUser {
     pub email: Email,
     pub password: Password,
-    pub name: DisplayName,
     pub role: Role,
+    /// The profile fields PROFILE_SCHEMA_PATH declares (by default, `name`).
+    pub profile: ProfileValues,
 }
 
-/// The raw string fields of a signup request (`None` = absent or not a string; the caller has
-/// recorded why in the errors it passes on).
+/// A signup request's fields: the signup's own strings (`None` = absent or not a string; the
+/// caller has recorded why in the errors it passes on), and every other field, which the
+/// profile schema reads (refusing those it does not declare).
 #[derive(Debug, Default)]
 pub struct SignupForm {
-    pub name: Option<String>,
     pub email: Option<String>,
     pub password: Option<String>,
     pub role: Option<String>,
+    pub profile: Map<String, Value>,
 }
 
 impl NewUser {
@@ -27,9 +31,7 @@ impl NewUser {
         rules: &SignupRules,
         mut errors: ValidationErrors,
     ) -> Result<Self, ValidationErrors> {
-        let name = form
-            .name
-            .and_then(|v| errors.check("name", DisplayName::parse(&v)));
+        let profile = rules.profile.read(form.profile, &mut errors);
         let email = form
             .email
             .and_then(|v| errors.check("email", Email::parse(&v)))
@@ -60,8 +62,8 @@ impl NewUser {
             Some(Self {
                 email: email?,
                 password: password?,
-                name: name?,
                 role: role?,
+                profile,
             })
         })
     }
@@ -73,10 +75,10 @@ mod tests {
 
     fn form(name: &str, email: &str, password: &str, role: &str) -> SignupForm {
         SignupForm {
-            name: Some(name.into()),
             email: Some(email.into()),
             password: Some(password.into()),
             role: Some(role.into()),
+            profile: Map::from_iter([("name".to_owned(), Value::from(name))]),
         }
     }
 
@@ -88,7 +90,7 @@ mod tests {
             ValidationErrors::default(),
         )
         .unwrap();
-        assert_eq!(u.name.as_str(), "Ada");
+        assert_eq!(u.profile.name(), Some("Ada"));
         assert_eq!(u.email.as_str(), "ada@example.com");
         assert_eq!(u.role.as_str(), "Creator");
     }

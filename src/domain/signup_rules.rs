@@ -2,7 +2,7 @@
 //! the roles a signup may ask for, the password policy (GOTRUE_PASSWORD_MIN_LENGTH,
 //! GOTRUE_PASSWORD_REQUIRED_CHARACTERS) and, optionally, which email domains may sign up.
 
-use super::RoleSet;
+use super::{ProfileSchema, RoleSet};
 
 /// Everything [`super::NewUser::parse`] checks against.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -10,6 +10,8 @@ pub struct SignupRules {
     pub roles: RoleSet,
     pub password: PasswordPolicy,
     pub email_domains: EmailDomains,
+    /// PROFILE_SCHEMA_PATH: the profile fields a signup takes.
+    pub profile: ProfileSchema,
 }
 
 /// GoTrue's password policy: a minimum length and character groups of which the password must

@@ -47,6 +47,8 @@ pub struct AppState {
     /// `None` when SUPABASE_URL / GOTRUE_URL is not configured: login answers 503.
     pub gotrue: Option<GoTrueClient>,
     pub metrics: PrometheusHandle,
+    /// `GET /openapi.json`'s document, with the profile's fields (built once).
+    pub openapi: Arc<serde_json::Value>,
     /// How the client's IP is found (socket, or X-Forwarded-For behind a trusted proxy).
     pub client_ip: ClientIp,
     /// Recent durations of failed logins of known users (see `login`).

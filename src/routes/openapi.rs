@@ -1,11 +1,14 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the handlers' annotations.
 
 use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
 use utoipa::{IntoResponses, OpenApi};
 
-use super::{health, login, signup};
+use super::{AppState, health, login, signup};
+use crate::domain::ProfileSchema;
 use crate::error::{ErrorBody, ErrorResponse};
-use crate::signup::{ConcealedResponse, SignupResponse};
+use crate::signup::{ConcealedResponse, SignupResponseDoc};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,7 +27,7 @@ use crate::signup::{ConcealedResponse, SignupResponse};
     ),
     components(schemas(
         signup::SignupRequest,
-        SignupResponse,
+        SignupResponseDoc,
         ConcealedResponse,
         login::LoginRequest,
         login::LoginResponse,
@@ -46,8 +49,30 @@ pub struct ApiDoc;
 /// `GET /openapi.json`
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "This OpenAPI 3.1 document", body = Object)))]
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn openapi_json(State(state): State<AppState>) -> Json<Value> {
+    Json(Value::clone(&state.openapi))
+}
+
+/// The document, with the profile's fields (PROFILE_SCHEMA_PATH) in the signup's request and
+/// answer, as declared: a frontend's generated client has them typed. Built once at startup.
+pub fn document(profile: &ProfileSchema) -> Result<Value, serde_json::Error> {
+    let mut doc = serde_json::to_value(ApiDoc::openapi())?;
+    let schemas = &mut doc["components"]["schemas"];
+    for (name, always_there) in [("SignupRequest", false), ("SignupResponse", true)] {
+        let schema = &mut schemas[name];
+        for field in profile.fields() {
+            schema["properties"][&field.name] = field.schema.clone();
+            // In the answer, a field with a default is always there too.
+            let required = field.required || (always_there && field.default.is_some());
+            if required {
+                match schema["required"].as_array_mut() {
+                    Some(list) => list.push(json!(field.name)),
+                    None => schema["required"] = json!([field.name]),
+                }
+            }
+        }
+    }
+    Ok(doc)
 }
 
 /// The answers of `POST /api/auth/signup`.
@@ -61,7 +86,7 @@ pub enum SignupResponses {
             Idempotency-Key)",
         headers(("Idempotent-Replayed" = String, description = "`true` on a replayed answer"))
     )]
-    Created(SignupResponse),
+    Created(SignupResponseDoc),
     #[response(
         status = 202,
         description = "CONCEAL_EXISTING_EMAILS=true: same answer for new and registered emails"

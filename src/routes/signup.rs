@@ -22,13 +22,11 @@ const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// The signup request (documentation of the body; parsed field by field so that every bad
-/// field is reported).
+/// field is reported). The profile's fields (PROFILE_SCHEMA_PATH; by default `name`) are added
+/// when the OpenAPI document is built (`routes::openapi`).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
 pub struct SignupRequest {
-    /// Display name: trimmed, 1–100 characters, no control characters.
-    #[schema(example = "Ada Lovelace")]
-    name: String,
     /// Trimmed and lower-cased; ASCII only, at most 254 bytes.
     #[schema(example = "ada@example.com")]
     email: String,
@@ -102,14 +100,15 @@ fn signup_input(
 ) -> SignupInput {
     let mut errors = ValidationErrors::default();
     let captcha_token = body.take_captcha_token(&mut errors);
-    let [name, email, password, role] =
-        body.string_fields(["name", "email", "password", "role"], &mut errors);
+    let [email, password, role] =
+        body.take_string_fields(["email", "password", "role"], &mut errors);
     SignupInput {
         form: SignupForm {
-            name,
             email,
             password,
             role,
+            // The rest: the profile schema reads the fields it declares and refuses the others.
+            profile: body.0,
         },
         errors,
         captcha_token,

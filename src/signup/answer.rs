@@ -1,21 +1,41 @@
 //! The answers of a signup, in the one shape both the first answer and its replays have.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::NewUser;
 use crate::idempotency::StoredAnswer;
 
-/// A new user (201).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// A new user (201): the user, and the profile fields as the signup wrote them (by default,
+/// `name`), next to the other fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignupResponse {
     pub user_id: Uuid,
     pub email: String,
-    pub name: String,
     pub role: String,
     pub onboarding_completed: bool,
     pub email_confirmed: bool,
+    #[serde(flatten)]
+    pub profile: Map<String, Value>,
+}
+
+/// [`SignupResponse`] in the OpenAPI document; the profile's fields are added from
+/// PROFILE_SCHEMA_PATH when the document is built (`routes::openapi`).
+#[derive(ToSchema)]
+#[schema(as = SignupResponse)]
+#[allow(dead_code)] // documentation only
+pub struct SignupResponseDoc {
+    user_id: Uuid,
+    #[schema(example = "ada@example.com")]
+    email: String,
+    #[schema(example = "Creator")]
+    role: String,
+    /// The profile's `onboarding_completed` as the transaction wrote it.
+    onboarding_completed: bool,
+    /// False while the confirmation email is pending (REQUIRE_EMAIL_CONFIRMATION=true).
+    email_confirmed: bool,
 }
 
 impl SignupResponse {
@@ -25,10 +45,10 @@ impl SignupResponse {
         Self {
             user_id,
             email: user.email.as_str().to_owned(),
-            name: user.name.as_str().to_owned(),
             role: user.role.as_str().to_owned(),
             onboarding_completed: false,
             email_confirmed,
+            profile: user.profile.as_map().clone(),
         }
     }
 

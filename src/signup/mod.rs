@@ -22,7 +22,8 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 pub use answer::{
-    AnswerError, CONCEALED, ConcealedResponse, SignupResponse, to_json as answer_json,
+    AnswerError, CONCEALED, ConcealedResponse, SignupResponse, SignupResponseDoc,
+    to_json as answer_json,
 };
 
 use crate::captcha::{CaptchaError, CaptchaVerifier};

@@ -8,11 +8,11 @@
 use sqlx::PgConnection;
 
 /// `atomic_signup.create_user`: THE signup's inserts, called only by `create_user_idempotent`.
-pub const CREATE_USER: &str = "atomic_signup.create_user(uuid,text,text,text,text,boolean)";
+pub const CREATE_USER: &str = "atomic_signup.create_user(uuid,text,text,text,boolean,jsonb)";
 
 /// The functions the service role calls.
 pub const SERVICE_FUNCTIONS: [&str; 8] = [
-    "atomic_signup.create_user_idempotent(uuid,text,text,text,text,boolean,text,uuid,smallint,jsonb)",
+    "atomic_signup.create_user_idempotent(uuid,text,text,text,boolean,jsonb,text,uuid,smallint,jsonb)",
     "atomic_signup.claim_idempotency_key(text,bytea,uuid,interval,interval)",
     "atomic_signup.complete_idempotency_key(text,uuid,smallint,jsonb)",
     "atomic_signup.release_idempotency_key(text,uuid)",

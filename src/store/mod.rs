@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod inspect;
 pub mod outbox;
 pub mod pooler;
+pub mod profile_columns;
 pub mod profiles;
 pub mod schema_check;
 pub mod signup;

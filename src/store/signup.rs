@@ -98,6 +98,7 @@ pub async fn commit_signup(
         .map(|k| i16::try_from(k.status))
         .transpose()
         .map_err(|_| StoreError::Invalid("an HTTP status beyond smallint"))?;
+    let profile = serde_json::Value::Object(record.user.profile.as_map().clone());
     let result = unit!(db, |conn| sqlx::query_as!(
         CreatedUser,
         r#"select out_onboarding_completed as "onboarding_completed!"
@@ -105,9 +106,9 @@ pub async fn commit_signup(
         record.user_id,
         record.user.email.as_str(),
         record.password_hash.as_str(),
-        record.user.name.as_str(),
         record.user.role.as_str(),
         record.email_confirmed,
+        &profile,
         key.map(|k| k.key),
         key.map(|k| k.claim),
         status,

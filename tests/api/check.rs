@@ -142,6 +142,7 @@ async fn a_healthy_project_passes_every_check_and_check_changes_nothing() {
         "grants",
         "migrations",
         "schema",
+        "profile",
         "gotrue_migrations",
         "gotrue",
         "orphans",
@@ -161,7 +162,7 @@ async fn a_healthy_project_passes_every_check_and_check_changes_nothing() {
     assert!(out.status.success(), "{text}");
     assert_eq!(
         text.lines().filter(|l| l.starts_with("ok ")).count(),
-        9,
+        10,
         "{text}"
     );
     assert!(text.ends_with("all checks hold\n"), "{text}");

@@ -202,8 +202,8 @@ async fn a_signup_that_lost_its_key_commits_nothing() {
     hold_key(&app, "lost").await;
     let err = sqlx::query(
         "select * from atomic_signup.create_user_idempotent(gen_random_uuid(), 'lost@example.com', \
-         '$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA', 'Lost', 'Creator', \
-         false, 'lost', gen_random_uuid(), 201::smallint, '{}'::jsonb)",
+         '$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA', 'Creator', \
+         false, '{\"name\": \"Lost\"}', 'lost', gen_random_uuid(), 201::smallint, '{}'::jsonb)",
     )
     .execute(&app.db.pool)
     .await

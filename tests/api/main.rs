@@ -22,6 +22,7 @@ mod migrations;
 mod operations;
 mod outbox;
 mod pooler;
+mod profile;
 mod protections;
 mod security;
 mod signup;

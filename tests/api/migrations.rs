@@ -34,7 +34,7 @@ async fn migrations_apply_on_the_fixture_and_twice_in_a_row() {
 
     let (rls, function): (bool, bool) = sqlx::query_as(
         "select (select relrowsecurity from pg_class where oid = 'public.profiles'::regclass), \
-                to_regprocedure('atomic_signup.create_user(uuid,text,text,text,text,boolean)') is not null",
+                to_regprocedure('atomic_signup.create_user(uuid,text,text,text,boolean,jsonb)') is not null",
     )
     .fetch_one(&db.pool)
     .await
@@ -170,7 +170,7 @@ async fn the_api_roles_cannot_reach_the_service_objects() {
     let user = app.signed_up("Carol", "carol@example.com", "Creator").await;
     for sql in [
         "select description from public._sqlx_migrations",
-        "select out_email_confirmed_at::text from atomic_signup.create_user(gen_random_uuid(), 'x@example.com', 'h', 'n', 'admin', true)",
+        "select out_email_confirmed_at::text from atomic_signup.create_user(gen_random_uuid(), 'x@example.com', 'h', 'admin', true, '{}')",
     ] {
         let err = as_user(&app.db, user, sql).await.unwrap_err();
         support::assert_sqlstate(&err, "42501", sql);

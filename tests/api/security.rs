@@ -88,8 +88,8 @@ async fn plant_and_call(conn: &mut PgConnection, ty: &str) -> (Option<String>, b
         "select * from atomic_signup.claim_idempotency_key('k1', '\\x00', \
            '00000000-0000-0000-0000-0000000000a1', '1 minute', '1 day')",
         "select * from atomic_signup.create_user_idempotent(gen_random_uuid(), 'pwn@example.com', \
-           '$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA', 'Pwn', 'Creator', \
-           false, 'k1', '00000000-0000-0000-0000-0000000000a1', 201::smallint, '{}'::pg_catalog.jsonb)",
+           '$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA', 'Creator', \
+           false, '{\"name\": \"Pwn\"}'::pg_catalog.jsonb, 'k1', '00000000-0000-0000-0000-0000000000a1', 201::smallint, '{}'::pg_catalog.jsonb)",
         "select * from atomic_signup.complete_idempotency_key('k2', \
            '00000000-0000-0000-0000-0000000000a2', 202::smallint, '{}'::pg_catalog.jsonb)",
         "select atomic_signup.release_idempotency_key('k1', '00000000-0000-0000-0000-0000000000a1')",
@@ -137,7 +137,7 @@ async fn the_service_role_may_not_call_create_user_directly() {
     let db = TestDb::migrated().await;
     let can: bool = sqlx::query_scalar(
         "select has_function_privilege('atomic_signup_service', \
-           'atomic_signup.create_user(uuid,text,text,text,text,boolean)', 'execute')",
+           'atomic_signup.create_user(uuid,text,text,text,boolean,jsonb)', 'execute')",
     )
     .fetch_one(&db.pool)
     .await
@@ -147,7 +147,7 @@ async fn the_service_role_may_not_call_create_user_directly() {
     let mut conn = PgConnection::connect_with(&login).await.unwrap();
     let err = sqlx::query(
         "select * from atomic_signup.create_user(gen_random_uuid(), 'd@example.com', 'h', \
-         'n', 'Creator', true)",
+         'Creator', true, '{\"name\": \"n\"}')",
     )
     .execute(&mut conn)
     .await
@@ -166,13 +166,24 @@ async fn create_directly(
     password: &str,
     role: &str,
 ) -> Result<(), sqlx::Error> {
+    create_with_profile(conn, email, password, role, json!({"name": "Mallory"})).await
+}
+
+async fn create_with_profile(
+    conn: &mut PgConnection,
+    email: &str,
+    password: &str,
+    role: &str,
+    profile: serde_json::Value,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "select * from atomic_signup.create_user_idempotent(gen_random_uuid(), $1, $2, 'Mallory', \
-         $3, true, null, null, null, null)",
+        "select * from atomic_signup.create_user_idempotent(gen_random_uuid(), $1, $2, $3, true, \
+         $4, null, null, null, null)",
     )
     .bind(email)
     .bind(password)
     .bind(role)
+    .bind(profile)
     .execute(conn)
     .await
     .map(|_| ())
@@ -218,6 +229,54 @@ async fn the_signup_function_refuses_arguments_the_service_would_never_send() {
         .await
         .unwrap_err();
     support::assert_sqlstate(&err, "42501", "insert into signup_roles");
+}
+
+#[tokio::test]
+async fn the_signup_function_writes_only_the_profile_columns_the_database_lists() {
+    let db = TestDb::migrated().await;
+    let login = least_privilege_login(&db).await;
+    let mut conn = PgConnection::connect_with(&login).await.unwrap();
+    // Columns the service writes itself, one the schema does not declare, a name built to break
+    // out of the dynamic statement, and profiles that are not objects.
+    for (what, profile) in [
+        ("the role column", json!({"name": "M", "role": "Admin"})),
+        (
+            "the id column",
+            json!({"name": "M", "id": "00000000-0000-0000-0000-000000000000"}),
+        ),
+        (
+            "onboarding_completed",
+            json!({"name": "M", "onboarding_completed": true}),
+        ),
+        (
+            "an undeclared column",
+            json!({"name": "M", "updated_at": "2000-01-01T00:00:00Z"}),
+        ),
+        (
+            "a quoted name",
+            json!({"name": "M", "name\" = 'x', role = 'Admin' --": 1}),
+        ),
+        ("an array", json!(["name"])),
+        ("null", serde_json::Value::Null),
+    ] {
+        let err = create_with_profile(&mut conn, "m@example.com", PHC, "Creator", profile)
+            .await
+            .expect_err(what);
+        support::assert_sqlstate(&err, "22023", what);
+    }
+    assert_eq!(support::counts(&db).await, (0, 0, 0));
+    // The list is out of the service role's reach.
+    let err = sqlx::query("insert into atomic_signup.profile_columns values ('onboarding_done')")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    support::assert_sqlstate(&err, "42501", "insert into profile_columns");
+    // And the database refuses the columns the service writes itself, whoever lists them.
+    let err = sqlx::query("insert into atomic_signup.profile_columns values ('role')")
+        .execute(&db.pool)
+        .await
+        .unwrap_err();
+    support::assert_sqlstate(&err, "23514", "role in profile_columns");
 }
 
 #[tokio::test]

@@ -729,10 +729,13 @@ async fn the_signup_service_answers_created_then_replayed_then_refuses_a_reused_
     };
     let input = |email: &str| SignupInput {
         form: SignupForm {
-            name: Some("Ada".into()),
             email: Some(email.into()),
             password: Some("correct horse battery".into()),
             role: Some("Creator".into()),
+            profile: serde_json::json!({"name": "Ada"})
+                .as_object()
+                .unwrap()
+                .clone(),
         },
         errors: ValidationErrors::default(),
         captcha_token: None,
