@@ -221,6 +221,32 @@ mode_step direct "$DATABASE_URL" session
 mode_step pgbouncer_session "postgres://postgres:postgres@127.0.0.1:$pgb_session_port/postgres" session
 mode_step pgbouncer_transaction "postgres://postgres:postgres@127.0.0.1:$pgb_tx_port/postgres" transaction
 
+echo "== profile fields (c=16): the default profile against the example's five typed fields"
+# One fresh service each, alternating default, five, default, five, so that the machine's drift
+# falls on both; the example's columns are added and migrated first (the default profile still
+# fits them: each new NOT NULL column has a default).
+psql_ <examples/profile-schema.example.sql >/dev/null
+PROFILE_SCHEMA_PATH=examples/profile-schema.example.json $bin migrate >/dev/null
+profile_step() { # name schema_path BENCH_PROFILE
+  local sport p
+  sport=$(free_port)
+  PROFILE_SCHEMA_PATH=$2 BIND_ADDR=127.0.0.1:$sport METRICS_BIND_ADDR= \
+    $bin serve >"$out/profile_$1.log" 2>&1 &
+  p=$!
+  pids+=($p)
+  for _ in $(seq 1 100); do curl -fs http://127.0.0.1:$sport/readyz >/dev/null && break; sleep 0.1; done
+  curl -fs http://127.0.0.1:$sport/readyz >/dev/null || { cat "$out/profile_$1.log"; exit 1; }
+  BENCH_PREFIX="p$1$$" BENCH_PROFILE=$3 wrk -t2 -c16 -d"${dur}s" --timeout 30s -s bench/signup.lua \
+    http://127.0.0.1:$sport/api/auth/signup >"$out/profile_$1.wrk"
+  kill "$p"
+  wait "$p" 2>/dev/null || true
+  grep -E "Requests/sec|Non-2xx" "$out/profile_$1.wrk" | sed "s/^/profile $1: /"
+}
+profile_step d1 "" default
+profile_step f1 examples/profile-schema.example.json example
+profile_step d2 "" default
+profile_step f2 examples/profile-schema.example.json example
+
 echo "== hash bound again (${hash_secs}s, service idle): the machine's drift over the run"
 "$release"/examples/hash_bound "$hash_secs" | tee "$out/hash_bound_after.json"
 

@@ -1,5 +1,7 @@
 -- wrk script: POST /api/auth/signup with a new email on every request.
 -- Emails: b<prefix>-<thread>-<counter>@bench.example.com (prefix from BENCH_PREFIX).
+-- BENCH_PROFILE=example: also the fields of examples/profile-schema.example.json, with the
+-- username u<prefix><thread>_<counter> (the prefix then of lower-case letters and digits only).
 local nthreads = 0
 
 function setup(thread)
@@ -9,6 +11,7 @@ end
 
 function init(args)
   prefix = os.getenv("BENCH_PREFIX") or tostring(os.time())
+  example_profile = os.getenv("BENCH_PROFILE") == "example"
   counter = 0
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
@@ -16,9 +19,15 @@ end
 
 function request()
   counter = counter + 1
+  local extra = ""
+  if example_profile then
+    extra = string.format(
+      ',"username":"u%s%d_%d","plan":"pro","age":36,"marketing_opt_in":true,"date_of_birth":"1990-01-31"',
+      prefix, tid, counter)
+  end
   local body = string.format(
-    '{"name":"Bench User","email":"b%s-%d-%d@bench.example.com","password":"correct horse battery","role":"Creator"}',
-    prefix, tid, counter)
+    '{"name":"Bench User","email":"b%s-%d-%d@bench.example.com","password":"correct horse battery","role":"Creator"%s}',
+    prefix, tid, counter, extra)
   return wrk.format(nil, nil, nil, body)
 end
 

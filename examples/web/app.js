@@ -52,6 +52,102 @@ function newKey() {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
+// ---- The profile's fields --------------------------------------------------------------------
+// The signup form shows whatever profile fields the service declares (PROFILE_SCHEMA_PATH): they
+// are read from the API's OpenAPI document, so the page works for any profile without editing
+// this HTML. Every text comes from the document through textContent, never as HTML.
+const SIGNUP_OWN_FIELDS = new Set(["email", "password", "role", "captcha_token", "gotrue_meta_security"]);
+// What the page shows when the document cannot be read: the default profile, a display name.
+const FALLBACK_FIELDS = { properties: { name: { type: "string" } }, required: ["name"] };
+let profileFields = []; // [{ name, schema }]
+
+function label(name, schema) {
+  if (schema.title) return schema.title;
+  const words = name.replace(/_/g, " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+function inputFor(name, schema, required) {
+  if (Array.isArray(schema.enum)) {
+    const select = document.createElement("select");
+    if (!required) select.append(new Option("", ""));
+    for (const option of schema.enum) select.append(new Option(String(option), String(option)));
+    return select;
+  }
+  const input = document.createElement("input");
+  if (schema.type === "boolean") input.type = "checkbox";
+  else if (schema.type === "integer" || schema.type === "number") input.type = "number";
+  else if (schema.format === "date") input.type = "date";
+  else if (schema.format === "email") input.type = "email";
+  else if (schema.format === "uri") input.type = "url";
+  if (schema.type === "integer") input.step = "1";
+  if (schema.maxLength) input.maxLength = schema.maxLength;
+  if (schema.default === true) input.checked = true;
+  if (name === "name") input.autocomplete = "name";
+  return input;
+}
+
+function renderProfileFields(schema) {
+  const container = document.getElementById("profile-fields");
+  container.replaceChildren();
+  const required = new Set(schema.required ?? []);
+  profileFields = Object.entries(schema.properties ?? {})
+    .filter(([name]) => !SIGNUP_OWN_FIELDS.has(name))
+    .map(([name, field]) => ({ name, schema: field }));
+  for (const { name, schema: field } of profileFields) {
+    const lbl = document.createElement("label");
+    const input = inputFor(name, field, required.has(name));
+    input.name = name;
+    input.required = required.has(name);
+    lbl.append(label(name, field) + " ", input);
+    const error = document.createElement("p");
+    error.className = "field-error";
+    error.dataset.for = name;
+    container.append(lbl, error);
+  }
+}
+
+// The form's values as the API takes them: numbers as numbers, checkboxes as booleans, an
+// empty optional field left out.
+function signupValues() {
+  const data = new FormData(signupForm);
+  const values = {
+    email: data.get("email"),
+    password: data.get("password"),
+    role: data.get("role"),
+  };
+  for (const { name, schema } of profileFields) {
+    const input = signupForm.elements[name];
+    if (schema.type === "boolean") {
+      values[name] = input.checked;
+      continue;
+    }
+    const raw = data.get(name) ?? "";
+    if (raw === "" && !input.required) continue;
+    values[name] = (schema.type === "integer" || schema.type === "number") && raw !== ""
+      ? Number(raw) : raw;
+  }
+  return values;
+}
+
+async function loadProfileFields() {
+  let schema = FALLBACK_FIELDS;
+  let source = "fallback";
+  try {
+    const res = await fetch(apiBase + "/openapi.json");
+    const doc = await res.json();
+    const request = doc?.components?.schemas?.SignupRequest;
+    if (res.ok && request?.properties) {
+      schema = request;
+      source = "api";
+    }
+  } catch {
+    // Offline, or the browser blocked it (CORS): the form still works for the default profile.
+  }
+  renderProfileFields(schema);
+  signupForm.dataset.fields = source;
+}
+
 // ---- Sign up -------------------------------------------------------------------------------
 // One Idempotency-Key per submission. A retry of the same submission (same values, after a
 // network error, a 503 or a 409 request_in_progress) reuses it, so the service creates the
@@ -59,6 +155,7 @@ function newKey() {
 let pendingSignup = null; // { values, key }
 
 const signupForm = document.getElementById("signup");
+loadProfileFields();
 
 function clearFieldErrors() {
   for (const p of signupForm.querySelectorAll(".field-error")) p.textContent = "";
@@ -67,15 +164,15 @@ function clearFieldErrors() {
 
 function showFieldErrors(fields) {
   for (const [name, message] of Object.entries(fields ?? {})) {
-    const p = signupForm.querySelector(`.field-error[data-for="${name}"]`);
+    const p = signupForm.querySelector(`.field-error[data-for="${CSS.escape(name)}"]`);
     if (p) p.textContent = message;
-    signupForm.elements[name]?.setAttribute("aria-invalid", "true");
+    signupForm.elements.namedItem(name)?.setAttribute?.("aria-invalid", "true");
   }
 }
 
 signupForm.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const values = Object.fromEntries(new FormData(signupForm));
+  const values = signupValues();
   const same = pendingSignup && JSON.stringify(pendingSignup.values) === JSON.stringify(values);
   const key = same ? pendingSignup.key : newKey();
   pendingSignup = { values, key };

@@ -182,7 +182,18 @@ async fn send(app: &TestApp, example: &Example) -> reqwest::Response {
 }
 
 async fn run(example: &Example) {
-    let app = TestApp::builder().gotrue().spawn().await;
+    let builder = TestApp::builder().gotrue();
+    // The profile fields' examples use the example profile schema.
+    let app = if example.file == "docs/profile-fields.md" {
+        let (db, schema) = support::example_profile().await;
+        builder
+            .on(db)
+            .configure(move |s| s.signup.profile = schema)
+            .spawn()
+            .await
+    } else {
+        builder.spawn().await
+    };
     if example.path == "/api/auth/login" {
         let res = app
             .signup(&serde_json::from_str(README_SIGNUP).unwrap())
@@ -243,6 +254,7 @@ async fn every_curl_example_in_the_docs_answers_what_the_docs_show() {
         "docs/operations.md",
         "docs/guarantees.md",
         "docs/development.md",
+        "docs/profile-fields.md",
     ] {
         let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
         all.extend(examples(file, &text));

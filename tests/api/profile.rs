@@ -8,11 +8,7 @@ use atomic_signup::domain::ProfileSchema;
 use atomic_signup::startup::{Application, StartupError};
 
 fn example(file: &str) -> String {
-    std::fs::read_to_string(format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-}
-
-fn example_schema() -> ProfileSchema {
-    ProfileSchema::parse(&example("profile-schema.example.json")).unwrap()
+    support::example_file(file)
 }
 
 /// A migrated database with the example's columns, and `schema` written as `migrate` writes it.
@@ -29,8 +25,7 @@ async fn database_for(schema: &ProfileSchema) -> TestDb {
 }
 
 async fn example_app() -> TestApp {
-    let schema = example_schema();
-    let db = database_for(&schema).await;
+    let (db, schema) = support::example_profile().await;
     TestApp::builder()
         .on(db)
         .configure(move |s| s.signup.profile = schema)

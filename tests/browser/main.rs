@@ -32,10 +32,18 @@ async fn page_and_app(builder: support::TestAppBuilder<'_>) -> (ExamplePage, Tes
     (page, app, api)
 }
 
-/// A new browser on `url`, e.g. `{page.origin}/index.html`.
+/// A new browser on `url`, e.g. `{page.origin}/index.html`, once the signup form shows its
+/// profile fields (read from the API, or the default when the API cannot be read).
 async fn open(url: &str) -> Browser {
     let browser = Browser::start().await;
     browser.client.goto(url).await.unwrap();
+    browser
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(fantoccini::Locator::Css("#signup[data-fields]"))
+        .await
+        .unwrap_or_else(|e| panic!("the signup form never showed its fields: {e}"));
     browser
 }
 
@@ -315,5 +323,99 @@ async fn an_api_in_the_page_url_is_ignored_and_the_forms_go_to_the_configured_ap
         "the page connected to the server named in its URL ({attacker_url}): {reached:?}"
     );
     listener.abort();
+    b.close().await;
+}
+
+#[tokio::test]
+async fn the_form_shows_the_declared_profile_fields_and_submits_them() {
+    let (db, schema) = support::example_profile().await;
+    let (page, app, _) = page_and_app(
+        TestApp::builder()
+            .on(db)
+            .configure(move |s| s.signup.profile = schema),
+    )
+    .await;
+    let b = open(&format!("{}/index.html", page.origin)).await;
+    let source = b
+        .client
+        .find(fantoccini::Locator::Css("#signup"))
+        .await
+        .unwrap()
+        .attr("data-fields")
+        .await
+        .unwrap();
+    assert_eq!(source.as_deref(), Some("api"));
+    // Each declared field, as the input its type calls for.
+    for (css, kind) in [
+        ("input[name=username]", Some("text")),
+        ("select[name=plan]", None),
+        ("input[name=age]", Some("number")),
+        ("input[name=marketing_opt_in]", Some("checkbox")),
+        ("input[name=date_of_birth]", Some("date")),
+    ] {
+        let element = b
+            .client
+            .find(fantoccini::Locator::Css(&format!("#signup {css}")))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        if let Some(kind) = kind {
+            assert_eq!(
+                element.prop("type").await.unwrap().as_deref(),
+                Some(kind),
+                "{css}"
+            );
+        }
+    }
+    // A bad username: its error beside it, nothing written.
+    fill_signup(&b, "Ada Lovelace", "ada@example.com", PASSWORD, "Brand").await;
+    b.fill("#signup [name=username]", "Ada L").await;
+    b.click("#signup button").await;
+    let (kind, _) = b.outcome("signup-status").await;
+    assert_eq!(kind, "error");
+    assert!(
+        b.text(".field-error[data-for=username]")
+            .await
+            .contains("pattern")
+    );
+    assert_eq!(counts(&app.db).await, (0, 0, 0));
+    // Corrected, with every field filled: one user with each column written.
+    b.fill("#signup [name=username]", "ada_l").await;
+    b.client
+        .find(fantoccini::Locator::Css("#signup [name=plan]"))
+        .await
+        .unwrap()
+        .select_by_label("pro")
+        .await
+        .unwrap();
+    b.fill("#signup [name=age]", "36").await;
+    b.click("#signup [name=marketing_opt_in]").await;
+    b.client
+        .execute(
+            "document.querySelector('#signup [name=date_of_birth]').value = '1815-12-10'",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.click("#signup button").await;
+    let (kind, text) = b.outcome("signup-status").await;
+    assert_eq!(kind, "ok", "{text}");
+    let row: (String, String, String, i32, bool, String) = sqlx::query_as(
+        "select name, username, plan, age, marketing_opt_in, date_of_birth::text \
+         from public.profiles",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        row,
+        (
+            "Ada Lovelace".into(),
+            "ada_l".into(),
+            "pro".into(),
+            36,
+            true,
+            "1815-12-10".into()
+        )
+    );
     b.close().await;
 }

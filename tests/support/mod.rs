@@ -703,3 +703,26 @@ pub async fn wait_until_no_statement_runs(db: &TestDb) {
         "a statement still runs after 30 s"
     );
 }
+
+/// A file of `examples/` (the example profile schema and its columns).
+pub fn example_file(file: &str) -> String {
+    std::fs::read_to_string(format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("examples/{file}: {e}"))
+}
+
+/// The example profile (examples/profile-schema.example.json) on a migrated database with its
+/// columns (examples/profile-schema.example.sql), written into the database as `migrate` does.
+pub async fn example_profile() -> (TestDb, atomic_signup::domain::ProfileSchema) {
+    let schema =
+        atomic_signup::domain::ProfileSchema::parse(&example_file("profile-schema.example.json"))
+            .expect("the example schema");
+    let db = TestDb::migrated().await;
+    sqlx::raw_sql(&example_file("profile-schema.example.sql"))
+        .execute(&db.pool)
+        .await
+        .expect("the example's columns");
+    atomic_signup::store::profile_columns::write(&db.pool, &schema)
+        .await
+        .expect("write profile_columns");
+    (db, schema)
+}
