@@ -53,7 +53,7 @@ async fn healthcheck() -> Result<(), String> {
 async fn migrate() -> Result<(), String> {
     let database = DatabaseSettings::from_env().map_err(|e| e.to_string())?;
     let roles = config::signup_roles_from_env().map_err(|e| e.to_string())?;
-    let profile = config::profile_schema_from_env().map_err(|e| e.to_string())?;
+    let (profile, profile_table) = config::profile_from_env().map_err(|e| e.to_string())?;
     let url = database.migration_url()?;
     // A transaction pooler on another port than Supabase's, or not declared: found by probing,
     // before the advisory lock is taken.
@@ -74,10 +74,13 @@ async fn migrate() -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot write SIGNUP_ROLES into atomic_signup.signup_roles: {e}"))?;
     // The signup function writes only the columns the database lists (PROFILE_SCHEMA_PATH).
-    store::profile_columns::write(&pool, &profile)
+    store::profile_columns::write(&pool, &profile_table, &profile)
         .await
         .map_err(|e| {
-            format!("cannot write PROFILE_SCHEMA_PATH into atomic_signup.profile_columns: {e}")
+            format!(
+                "cannot write PROFILE_TABLE and PROFILE_SCHEMA_PATH into atomic_signup.profile_table \
+                 and atomic_signup.profile_columns: {e}"
+            )
         })?;
     tracing::info!(roles = ?roles.names(), "migrations applied; signup roles and profile fields written");
     Ok(())
@@ -87,7 +90,7 @@ async fn migrate() -> Result<(), String> {
 async fn check(json: bool) -> ExitCode {
     let settings = DatabaseSettings::from_env().and_then(|database| {
         let gotrue = GoTrueSettings::from_env()?;
-        Ok((database, gotrue, config::profile_schema_from_env()?))
+        Ok((database, gotrue, config::profile_from_env()?))
     });
     let (database, gotrue, profile) = match settings {
         Ok(settings) => settings,
@@ -96,7 +99,7 @@ async fn check(json: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let report = check::run(&database, gotrue.as_ref(), &profile).await;
+    let report = check::run(&database, gotrue.as_ref(), (&profile.0, &profile.1)).await;
     if json {
         match serde_json::to_string_pretty(&report) {
             Ok(text) => println!("{text}"),

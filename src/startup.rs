@@ -45,7 +45,7 @@ pub enum StartupError {
     )]
     RolesNotInDatabase(Vec<String>),
     #[error(
-        "the profile schema (PROFILE_SCHEMA_PATH) does not fit the database: {}",
+        "the profile schema (PROFILE_SCHEMA_PATH, PROFILE_TABLE) does not fit the database: {}",
         .0.join("; ")
     )]
     ProfileMismatch(Vec<String>),
@@ -348,7 +348,8 @@ async fn database_state(
     if !roles.is_empty() {
         return Ok(DatabaseState::RolesMissing(roles));
     }
-    let problems = store::profile_columns::check(pool, &rules.profile).await?;
+    let problems =
+        store::profile_columns::check(pool, &rules.profile_table, &rules.profile).await?;
     Ok(if problems.is_empty() {
         DatabaseState::Ready
     } else {

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::{Check, NOT_ALLOWED_FIX, describe, failed};
 use crate::config::{DatabaseSettings, PoolMode};
-use crate::domain::ProfileSchema;
+use crate::domain::{ProfileSchema, ProfileTable};
 use crate::store::inspect::{self, Inspect};
 use crate::store::{Database, pooler, profile_columns, schema_check};
 
@@ -148,26 +148,26 @@ pub(super) async fn schema(db: &Database) -> Check {
     }
 }
 
-/// PROFILE_SCHEMA_PATH against `public.profiles` and `atomic_signup.profile_columns`: what
+/// PROFILE_SCHEMA_PATH and PROFILE_TABLE against the table and what `migrate` wrote: what
 /// `serve` refuses to start with.
-pub(super) async fn profile(db: &Database, schema: &ProfileSchema) -> Check {
+pub(super) async fn profile(db: &Database, schema: &ProfileSchema, table: &ProfileTable) -> Check {
     let fields: Vec<&str> = schema.fields().iter().map(|f| f.name.as_str()).collect();
-    match profile_columns::check(db, schema).await {
+    match profile_columns::check(db, table, schema).await {
         Ok(problems) if problems.is_empty() => Check::ok(
             "profile",
             format!(
-                "the profile fields ({}) are columns of public.profiles that the signup may write",
+                "the profile fields ({}) are columns of {table} that the signup may write",
                 fields.join(", ")
             ),
         )
-        .with(json!({"fields": fields})),
+        .with(json!({"table": table.to_string(), "fields": fields})),
         Ok(problems) => Check::problem(
             "profile",
             problems.join("; "),
             "change PROFILE_SCHEMA_PATH's schema or the table so that they agree, then run \
-             atomic-signup migrate with that PROFILE_SCHEMA_PATH",
+             atomic-signup migrate with that PROFILE_SCHEMA_PATH and PROFILE_TABLE",
         )
-        .with(json!({"fields": fields, "problems": problems})),
+        .with(json!({"table": table.to_string(), "fields": fields, "problems": problems})),
         Err(err) => Check::problem(
             "profile",
             format!("the check's query failed: {err}"),
@@ -176,8 +176,8 @@ pub(super) async fn profile(db: &Database, schema: &ProfileSchema) -> Check {
     }
 }
 
-pub(super) async fn orphans(db: &Database) -> Check {
-    match inspect::orphans(db).await {
+pub(super) async fn orphans(db: &Database, table: &ProfileTable) -> Check {
+    match inspect::orphans(db, table).await {
         Ok(Inspect::Answer(o)) => {
             let oldest = o.oldest.and_then(|t| {
                 t.format(&time::format_description::well_known::Rfc3339)
@@ -208,7 +208,7 @@ pub(super) async fn orphans(db: &Database) -> Check {
                         o.confirmed,
                         o.logged_in
                     ),
-                    "give each a profile (insert into public.profiles) or delete the auth user; \
+                    "give each a profile (insert into the profile table) or delete the auth user; \
                      users made in the dashboard with a password are counted here too",
                 )
                 .with(details)
@@ -221,8 +221,8 @@ pub(super) async fn orphans(db: &Database) -> Check {
     }
 }
 
-pub(super) async fn role_metadata(db: &Database) -> Check {
-    match inspect::roles_only_in_user_metadata(db).await {
+pub(super) async fn role_metadata(db: &Database, table: &ProfileTable) -> Check {
+    match inspect::roles_only_in_user_metadata(db, table).await {
         Ok(Inspect::Answer(0)) => Check::ok(
             "role_metadata",
             "every profile's user has its role in app metadata, none only in user metadata",

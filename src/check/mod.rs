@@ -10,7 +10,7 @@ mod gotrue;
 pub use gotrue::{TESTED_GOTRUE, TESTED_GOTRUE_MIGRATIONS};
 
 use crate::config::{DatabaseSettings, GoTrueSettings, PoolMode};
-use crate::domain::ProfileSchema;
+use crate::domain::{ProfileSchema, ProfileTable};
 use crate::store::Database;
 use crate::store::inspect;
 
@@ -116,7 +116,7 @@ const NOT_ALLOWED_FIX: &str = "run check with a role that may read the auth sche
 pub async fn run(
     database: &DatabaseSettings,
     gotrue: Option<&GoTrueSettings>,
-    profile: &ProfileSchema,
+    profile: (&ProfileSchema, &ProfileTable),
 ) -> Report {
     let mut checks = Vec::new();
     // Pooler-safe whatever DATABASE_POOL_MODE says (the pooler check compares the two): no
@@ -155,11 +155,11 @@ pub async fn run(
     checks.push(database::grants(&db).await);
     checks.push(database::migrations(&db).await);
     checks.push(database::schema(&db).await);
-    checks.push(database::profile(&db, profile).await);
+    checks.push(database::profile(&db, profile.0, profile.1).await);
     checks.push(gotrue::gotrue_migrations(&db).await);
     checks.push(gotrue::gotrue_health(gotrue).await);
-    checks.push(database::orphans(&db).await);
-    checks.push(database::role_metadata(&db).await);
+    checks.push(database::orphans(&db, profile.1).await);
+    checks.push(database::role_metadata(&db, profile.1).await);
     finish(checks)
 }
 

@@ -34,7 +34,9 @@ pub use http::{bind_addr, bind_addr_from_env};
 pub use idempotency::IdempotencySettings;
 pub use outbox::OutboxSettings;
 pub use parse::Lookup;
-pub use signup::{profile_schema, profile_schema_from_env, signup_roles, signup_roles_from_env};
+pub use signup::{
+    profile_from_env, profile_schema, profile_table, signup_roles, signup_roles_from_env,
+};
 
 use crate::domain::SignupRules;
 use parse::env_lookup;

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use super::ConfigError;
 use super::parse::{Lookup, count, env_lookup, millis, parse_bool, parse_opt, parse_or};
-use crate::domain::{EmailDomains, PasswordPolicy, ProfileSchema, RoleSet, SignupRules};
+use crate::domain::{
+    EmailDomains, PasswordPolicy, ProfileSchema, ProfileTable, RoleSet, SignupRules,
+};
 
 /// The signup's settings, as [`super::Settings`] keeps them.
 pub(super) struct SignupSettings {
@@ -27,6 +29,7 @@ impl SignupSettings {
             password: password_policy(get)?,
             email_domains: email_domains(get)?,
             profile: profile_schema(get)?,
+            profile_table: profile_table(get)?,
         };
         let require_email_confirmation =
             parse_or(get, "REQUIRE_EMAIL_CONFIRMATION", true, parse_bool)?;
@@ -79,9 +82,19 @@ pub fn profile_schema(get: &Lookup<'_>) -> Result<ProfileSchema, ConfigError> {
     )
 }
 
-/// [`profile_schema`] from the process environment.
-pub fn profile_schema_from_env() -> Result<ProfileSchema, ConfigError> {
-    profile_schema(&env_lookup)
+/// PROFILE_TABLE: the table the profile fields are columns of (`schema.table`).
+pub fn profile_table(get: &Lookup<'_>) -> Result<ProfileTable, ConfigError> {
+    parse_or(
+        get,
+        "PROFILE_TABLE",
+        ProfileTable::default(),
+        ProfileTable::parse,
+    )
+}
+
+/// [`profile_schema`] and [`profile_table`] from the process environment.
+pub fn profile_from_env() -> Result<(ProfileSchema, ProfileTable), ConfigError> {
+    Ok((profile_schema(&env_lookup)?, profile_table(&env_lookup)?))
 }
 
 /// PASSWORD_MIN_LENGTH and PASSWORD_REQUIRED_CHARACTERS (GoTrue's policy variables).

@@ -19,7 +19,7 @@ pub use name::DisplayName;
 pub use new_user::{NewUser, SignupForm};
 pub use password::Password;
 pub use profile::{
-    DEFAULT_SCHEMA as DEFAULT_PROFILE_SCHEMA, FieldType, ProfileField, ProfileSchema,
+    DEFAULT_SCHEMA as DEFAULT_PROFILE_SCHEMA, FieldType, ProfileField, ProfileSchema, ProfileTable,
     ProfileValues, RESERVED_FIELDS,
 };
 pub use role::{Role, RoleSet};

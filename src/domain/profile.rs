@@ -187,6 +187,65 @@ impl ProfileValues {
     }
 }
 
+/// The table the profile fields are columns of (PROFILE_TABLE): `schema.table`, both parts
+/// lower-case identifiers, so the name is safe to quote into SQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileTable {
+    schema: String,
+    table: String,
+}
+
+impl Default for ProfileTable {
+    fn default() -> Self {
+        Self {
+            schema: "public".to_owned(),
+            table: "profiles".to_owned(),
+        }
+    }
+}
+
+impl ProfileTable {
+    /// `schema.table` (a table without a schema is in `public`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (schema, table) = text
+            .trim()
+            .split_once('.')
+            .unwrap_or(("public", text.trim()));
+        if !is_column_name(schema) || !is_column_name(table) {
+            return Err(
+                "expected schema.table, each 1-63 of a-z, 0-9 and _, not starting with a digit"
+                    .to_owned(),
+            );
+        }
+        if schema == "auth" || schema == "atomic_signup" || schema.starts_with("pg_") {
+            return Err(format!("the profile table cannot be in schema {schema}"));
+        }
+        Ok(Self {
+            schema: schema.to_owned(),
+            table: table.to_owned(),
+        })
+    }
+
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// `"schema"."table"`, for SQL text (both parts are plain identifiers, see [`Self::parse`]).
+    pub fn quoted(&self) -> String {
+        format!("\"{}\".\"{}\"", self.schema, self.table)
+    }
+}
+
+impl fmt::Display for ProfileTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
 impl ProfileSchema {
     /// Reads a schema (the text of PROFILE_SCHEMA_PATH); the error names the property at fault.
     pub fn parse(text: &str) -> Result<Self, String> {

@@ -2,7 +2,7 @@
 //! the roles a signup may ask for, the password policy (GOTRUE_PASSWORD_MIN_LENGTH,
 //! GOTRUE_PASSWORD_REQUIRED_CHARACTERS) and, optionally, which email domains may sign up.
 
-use super::{ProfileSchema, RoleSet};
+use super::{ProfileSchema, ProfileTable, RoleSet};
 
 /// Everything [`super::NewUser::parse`] checks against.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -12,6 +12,8 @@ pub struct SignupRules {
     pub email_domains: EmailDomains,
     /// PROFILE_SCHEMA_PATH: the profile fields a signup takes.
     pub profile: ProfileSchema,
+    /// PROFILE_TABLE: the table they are columns of.
+    pub profile_table: ProfileTable,
 }
 
 /// GoTrue's password policy: a minimum length and character groups of which the password must

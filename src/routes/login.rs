@@ -36,14 +36,19 @@ pub struct LoginResponse {
     pub session: SessionBody,
     pub user: UserBody,
     /// `null` for a user made outside this service.
-    pub profile: Option<ProfileBody>,
+    #[schema(value_type = Option<ProfileBody>)]
+    pub profile: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+/// The profile in the OpenAPI document; the profile's fields (PROFILE_SCHEMA_PATH; by default
+/// `name`) are added when the document is built (`routes::openapi`).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation only
 pub struct ProfileBody {
-    pub name: String,
-    pub role: String,
-    pub onboarding_completed: bool,
+    #[schema(example = "Creator")]
+    role: String,
+    /// Present when the profile table has the column.
+    onboarding_completed: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -129,11 +134,7 @@ pub async fn login(
             email: session.user.email,
             email_confirmed_at: session.user.email_confirmed_at,
         },
-        profile: profile.map(|p| ProfileBody {
-            name: p.name,
-            role: p.role,
-            onboarding_completed: p.onboarding_completed,
-        }),
+        profile,
     }))
 }
 

@@ -58,6 +58,10 @@ pub async fn openapi_json(State(state): State<AppState>) -> Json<Value> {
 pub fn document(profile: &ProfileSchema) -> Result<Value, serde_json::Error> {
     let mut doc = serde_json::to_value(ApiDoc::openapi())?;
     let schemas = &mut doc["components"]["schemas"];
+    let profile_body = &mut schemas["ProfileBody"]["properties"];
+    for field in profile.fields() {
+        profile_body[&field.name] = field.schema.clone();
+    }
     for (name, always_there) in [("SignupRequest", false), ("SignupResponse", true)] {
         let schema = &mut schemas[name];
         for field in profile.fields() {

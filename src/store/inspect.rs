@@ -12,6 +12,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 
 use super::{Database, MIGRATOR, catalog, unit};
+use crate::domain::ProfileTable;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -218,11 +219,10 @@ pub struct Orphans {
     pub other_paths: i64,
 }
 
-pub async fn orphans(db: &Database) -> Result<Inspect<Orphans>, sqlx::Error> {
-    read_only(db, |conn| {
-        Box::pin(async move {
-            let row: (i64, Option<OffsetDateTime>, i64, i64, i64) = sqlx::query_as(
-                "with orphan as ( \
+pub async fn orphans(db: &Database, table: &ProfileTable) -> Result<Inspect<Orphans>, sqlx::Error> {
+    // The table's name is two checked identifiers, quoted (ProfileTable::quoted).
+    let sql = format!(
+        "with orphan as ( \
                    select u.created_at, u.email_confirmed_at, u.last_sign_in_at, \
                      (exists (select 1 from auth.identities i \
                               where i.user_id = u.id and i.provider = 'email') \
@@ -230,16 +230,19 @@ pub async fn orphans(db: &Database) -> Result<Inspect<Orphans>, sqlx::Error> {
                       and u.invited_at is null) as by_email \
                    from auth.users u \
                    where u.deleted_at is null \
-                     and not exists (select 1 from public.profiles p where p.id = u.id)) \
+                     and not exists (select 1 from {} p where p.id = u.id)) \
                  select count(*) filter (where by_email), \
                    min(created_at) filter (where by_email), \
                    count(*) filter (where by_email and email_confirmed_at is not null), \
                    count(*) filter (where by_email and last_sign_in_at is not null), \
                    count(*) filter (where not by_email) \
                  from orphan",
-            )
-            .fetch_one(conn)
-            .await?;
+        table.quoted()
+    );
+    read_only(db, |conn| {
+        Box::pin(async move {
+            let row: (i64, Option<OffsetDateTime>, i64, i64, i64) =
+                sqlx::query_as(&sql).fetch_one(conn).await?;
             Ok(Orphans {
                 email_users: row.0,
                 oldest: row.1,
@@ -254,20 +257,21 @@ pub async fn orphans(db: &Database) -> Result<Inspect<Orphans>, sqlx::Error> {
 
 /// Users with a profile whose role is in user metadata (which they may edit themselves) and not
 /// in app metadata, where the service keeps it since migration 0011.
-pub async fn roles_only_in_user_metadata(db: &Database) -> Result<Inspect<i64>, sqlx::Error> {
+pub async fn roles_only_in_user_metadata(
+    db: &Database,
+    table: &ProfileTable,
+) -> Result<Inspect<i64>, sqlx::Error> {
+    let sql = format!(
+        "select count(*) from auth.users u \
+         join {} p on p.id = u.id \
+         where jsonb_typeof(u.raw_user_meta_data) = 'object' \
+           and u.raw_user_meta_data ? 'role' \
+           and not (jsonb_typeof(u.raw_app_meta_data) = 'object' \
+                    and u.raw_app_meta_data ? 'role')",
+        table.quoted()
+    );
     read_only(db, |conn| {
-        Box::pin(async move {
-            sqlx::query_scalar(
-                "select count(*) from auth.users u \
-                 join public.profiles p on p.id = u.id \
-                 where jsonb_typeof(u.raw_user_meta_data) = 'object' \
-                   and u.raw_user_meta_data ? 'role' \
-                   and not (jsonb_typeof(u.raw_app_meta_data) = 'object' \
-                            and u.raw_app_meta_data ? 'role')",
-            )
-            .fetch_one(conn)
-            .await
-        })
+        Box::pin(async move { sqlx::query_scalar(&sql).fetch_one(conn).await })
     })
     .await
 }

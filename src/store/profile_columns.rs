@@ -1,18 +1,16 @@
-//! The profile schema (PROFILE_SCHEMA_PATH) held against the database: `public.profiles`'s
-//! columns as `pg_catalog` describes them, and `atomic_signup.profile_columns`, the allow-list
-//! of columns the signup function writes (`migrations/20261205000016_profile_fields.sql`).
-//! [`problems`] is what startup and `check` report.
+//! The profile schema (PROFILE_SCHEMA_PATH) held against the database: the profile table's
+//! (PROFILE_TABLE) columns as `pg_catalog` describes them, and what the signup function reads:
+//! `atomic_signup.profile_columns`, the allow-list of columns it writes, and
+//! `atomic_signup.profile_table` (migrations 20261205000016 and 20261205000017). [`check`] is
+//! what startup and `check` report.
 
 use sqlx::PgPool;
 
 use super::{Database, StoreError, unit};
-use crate::domain::{FieldType, ProfileField, ProfileSchema};
-
-/// The table the profile fields are columns of.
-pub const PROFILE_TABLE: (&str, &str) = ("public", "profiles");
+use crate::domain::{FieldType, ProfileField, ProfileSchema, ProfileTable};
 
 /// Columns the service writes itself: never a profile field, never required of the schema.
-const SERVICE_COLUMNS: [&str; 4] = ["id", "role", "created_at", "updated_at"];
+const SERVICE_COLUMNS: [&str; 2] = ["id", "role"];
 
 /// A column of the profile table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,11 +26,16 @@ pub struct Column {
     pub has_default: bool,
     /// Generated or identity: written by Postgres.
     pub generated: bool,
+    /// The column alone is unique (a primary key or a unique index on it only).
+    pub unique: bool,
 }
 
 /// The profile table's columns; `None` when there is no such table.
-pub async fn columns(db: &Database) -> Result<Option<Vec<Column>>, StoreError> {
-    let (schema, table) = PROFILE_TABLE;
+pub async fn columns(
+    db: &Database,
+    table: &ProfileTable,
+) -> Result<Option<Vec<Column>>, StoreError> {
+    let (schema, table) = (table.schema(), table.table());
     let rows = unit!(db, |conn| sqlx::query!(
         r#"select a.attname::text as "name!",
                   pg_catalog.format_type(a.atttypid, a.atttypmod) as "type_name!",
@@ -41,7 +44,10 @@ pub async fn columns(db: &Database) -> Result<Option<Vec<Column>>, StoreError> {
                        then a.atttypmod - 4 end as max_chars,
                   a.attnotnull as "not_null!",
                   a.atthasdef as "has_default!",
-                  (a.attgenerated <> '' or a.attidentity <> '') as "generated!"
+                  (a.attgenerated <> '' or a.attidentity <> '') as "generated!",
+                  exists (select 1 from pg_catalog.pg_index i
+                          where i.indrelid = c.oid and i.indisunique and i.indnatts = 1
+                            and i.indkey[0] = a.attnum and i.indpred is null) as "unique!"
            from pg_catalog.pg_class c
            join pg_catalog.pg_namespace n on n.oid = c.relnamespace
            join pg_catalog.pg_attribute a on a.attrelid = c.oid
@@ -67,16 +73,29 @@ pub async fn columns(db: &Database) -> Result<Option<Vec<Column>>, StoreError> {
                 not_null: r.not_null,
                 has_default: r.has_default,
                 generated: r.generated,
+                unique: r.unique,
             })
             .collect(),
     ))
 }
 
-/// Makes `atomic_signup.profile_columns` hold exactly the schema's fields, in one transaction.
-/// Run by `atomic-signup migrate` on the owner's connection: the service role may only read it.
-pub async fn write(pool: &PgPool, schema: &ProfileSchema) -> Result<(), StoreError> {
+/// Makes `atomic_signup.profile_columns` hold exactly the schema's fields and
+/// `atomic_signup.profile_table` name `table`, in one transaction. Run by `atomic-signup migrate`
+/// on the owner's connection: the service role may only read them.
+pub async fn write(
+    pool: &PgPool,
+    table: &ProfileTable,
+    schema: &ProfileSchema,
+) -> Result<(), StoreError> {
     let names: Vec<String> = schema.fields().iter().map(|f| f.name.clone()).collect();
     let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "update atomic_signup.profile_table set table_schema = $1, table_name = $2",
+        table.schema(),
+        table.table()
+    )
+    .execute(&mut *tx)
+    .await?;
     sqlx::query!(
         "delete from atomic_signup.profile_columns where column_name <> all($1::text[])",
         &names
@@ -95,20 +114,36 @@ pub async fn write(pool: &PgPool, schema: &ProfileSchema) -> Result<(), StoreErr
 }
 
 /// Everything that keeps the schema from working against this database, each naming the field
-/// and the column (empty: it fits). Reads the table's columns and the allow-list.
-pub async fn check(db: &Database, schema: &ProfileSchema) -> Result<Vec<String>, StoreError> {
-    let (table_schema, table) = PROFILE_TABLE;
-    let Some(columns) = columns(db).await? else {
-        return Ok(vec![format!("table {table_schema}.{table} does not exist")]);
+/// and the column (empty: it fits). Reads the table's columns and what `migrate` wrote.
+pub async fn check(
+    db: &Database,
+    table: &ProfileTable,
+    schema: &ProfileSchema,
+) -> Result<Vec<String>, StoreError> {
+    let Some(columns) = columns(db, table).await? else {
+        return Ok(vec![format!(
+            "table {table} does not exist (PROFILE_TABLE)"
+        )]);
     };
-    let mut found = problems(schema, &columns);
-    let listed: Vec<String> = unit!(db, |conn| sqlx::query_scalar!(
-        r#"select column_name as "column_name!" from atomic_signup.profile_columns"#
+    let mut found = problems(table, schema, &columns);
+    let written = unit!(db, |conn| sqlx::query!(
+        r#"select table_schema as "table_schema!", table_name as "table_name!",
+                  array(select column_name from atomic_signup.profile_columns) as "columns!"
+           from atomic_signup.profile_table"#
     )
-    .fetch_all(conn)
+    .fetch_one(conn)
     .await)?;
+    if (written.table_schema.as_str(), written.table_name.as_str())
+        != (table.schema(), table.table())
+    {
+        found.push(format!(
+            "the database writes profiles into {}.{}, not {table}: run atomic-signup migrate \
+             with this PROFILE_TABLE",
+            written.table_schema, written.table_name
+        ));
+    }
     for field in schema.fields() {
-        if !listed.contains(&field.name) {
+        if !written.columns.contains(&field.name) {
             found.push(format!(
                 "profile field `{}` is not in atomic_signup.profile_columns: run atomic-signup \
                  migrate with this PROFILE_SCHEMA_PATH",
@@ -120,20 +155,32 @@ pub async fn check(db: &Database, schema: &ProfileSchema) -> Result<Vec<String>,
 }
 
 /// The schema against the table's `columns` (see [`check`]).
-pub fn problems(schema: &ProfileSchema, columns: &[Column]) -> Vec<String> {
-    let (table_schema, table) = PROFILE_TABLE;
+pub fn problems(table: &ProfileTable, schema: &ProfileSchema, columns: &[Column]) -> Vec<String> {
     let mut found = Vec::new();
+    let column = |name: &str| columns.iter().find(|c| c.name == name);
+    match column("id") {
+        Some(id) if id.base == "uuid" && id.unique => {}
+        _ => found.push(format!(
+            "{table} needs a column id uuid, its primary key (the user's id)"
+        )),
+    }
+    match column("role") {
+        Some(role) if matches!(role.base.as_str(), "text" | "varchar" | "citext") => {}
+        _ => found.push(format!(
+            "{table} needs a column role text (the signup's role)"
+        )),
+    }
     for field in schema.fields() {
-        let Some(column) = columns.iter().find(|c| c.name == field.name) else {
+        let Some(column) = column(&field.name) else {
             found.push(format!(
-                "profile field `{}`: {table_schema}.{table} has no column `{}`",
+                "profile field `{}`: {table} has no column `{}`",
                 field.name, field.name
             ));
             continue;
         };
         if let Some(problem) = mismatch(field, column) {
             found.push(format!(
-                "profile field `{}` and column {table_schema}.{table}.{} ({}): {problem}",
+                "profile field `{}` and column {table}.{} ({}): {problem}",
                 field.name, column.name, column.type_name
             ));
         }
@@ -145,13 +192,13 @@ pub fn problems(schema: &ProfileSchema, columns: &[Column]) -> Vec<String> {
         }
         match schema.fields().iter().find(|f| f.name == column.name) {
             None => found.push(format!(
-                "column {table_schema}.{table}.{} is NOT NULL without a default: declare it \
-                 as a required profile field (or give the column a default)",
+                "column {table}.{} is NOT NULL without a default: declare it as a required \
+                 profile field (or give the column a default)",
                 column.name
             )),
             Some(field) if !field.required && field.default.is_none() => found.push(format!(
-                "profile field `{}` may be left out, but column {table_schema}.{table}.{} is \
-                 NOT NULL without a default: make it required or give it a default",
+                "profile field `{}` may be left out, but column {table}.{} is NOT NULL \
+                 without a default: make it required or give it a default",
                 field.name, column.name
             )),
             Some(_) => {}
@@ -222,6 +269,7 @@ mod tests {
             not_null,
             has_default,
             generated: false,
+            unique: name == "id",
         }
     }
 
@@ -238,9 +286,21 @@ mod tests {
 
     #[test]
     fn the_default_schema_fits_todays_table() {
+        let table = ProfileTable::default();
         assert_eq!(
-            problems(&ProfileSchema::default(), &today()),
+            problems(&table, &ProfileSchema::default(), &today()),
             Vec::<String>::new()
+        );
+        // Without a unique id or a role column, no profile can be written.
+        let mut columns = today();
+        columns[0].unique = false;
+        columns.retain(|c| c.name != "role");
+        assert_eq!(
+            problems(&table, &ProfileSchema::default(), &columns),
+            [
+                "public.profiles needs a column id uuid, its primary key (the user's id)",
+                "public.profiles needs a column role text (the signup's role)"
+            ]
         );
     }
 
@@ -263,7 +323,8 @@ mod tests {
         columns.push(column("opt_in", "text", false, false));
         columns.push(column("company", "text", true, false));
         columns.push(column("code", "text", true, false));
-        let found = problems(&schema, &columns);
+        let table = ProfileTable::default();
+        let found = problems(&table, &schema, &columns);
         let expected = [
             "profile field `age` and column public.profiles.age (int4): declare minimum and maximum",
             "profile field `nickname` and column public.profiles.nickname (character varying(20)): the column holds at most 20",
@@ -281,7 +342,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            problems(&schema, &today()),
+            problems(&table, &schema, &today()),
             ["profile field `bio`: public.profiles has no column `bio`"]
         );
     }

@@ -1,16 +1,14 @@
-//! Reading `public.profiles` (login adds the profile to GoTrue's session).
+//! Reading the profiles (login adds the profile to GoTrue's session), through the definer
+//! functions that know the profile table (PROFILE_TABLE) and its columns.
 
-use serde::Serialize;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{Database, StoreError, unit};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Profile {
-    pub name: String,
-    pub role: String,
-    pub onboarding_completed: bool,
-}
+/// A profile as the service answers it: `role`, `onboarding_completed` when the table has it,
+/// and the declared profile fields.
+pub type Profile = Map<String, Value>;
 
 /// The user GoTrue's password grant would find for `email`, and that user's profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,13 +22,18 @@ pub struct LoginUser {
     pub password_kind: Option<String>,
 }
 
-/// What `find_profile_by_email` answers (the profile's columns are NULL without a profile).
+/// What `find_profile_by_email` answers (`profile` NULL without a profile).
 struct ProfileByEmail {
     user_id: Uuid,
-    name: Option<String>,
-    role: Option<String>,
-    onboarding_completed: Option<bool>,
+    profile: Option<Value>,
     password_kind: Option<String>,
+}
+
+fn object(value: Option<Value>) -> Option<Profile> {
+    match value {
+        Some(Value::Object(map)) => Some(map),
+        _ => None,
+    }
 }
 
 /// The user GoTrue would find for `email` (same lookup), with the profile if any; `None` when
@@ -41,7 +44,7 @@ pub async fn find_user_by_email(
 ) -> Result<Option<LoginUser>, StoreError> {
     let row = unit!(db, |conn| sqlx::query_as!(
         ProfileByEmail,
-        r#"select user_id as "user_id!", name, role, onboarding_completed, password_kind
+        r#"select user_id as "user_id!", profile, password_kind
            from atomic_signup.find_profile_by_email($1)"#,
         email
     )
@@ -49,28 +52,20 @@ pub async fn find_user_by_email(
     .await)?;
     Ok(row.map(|r| LoginUser {
         user_id: r.user_id,
-        profile: match (r.name, r.role, r.onboarding_completed) {
-            (Some(name), Some(role), Some(onboarding_completed)) => Some(Profile {
-                name,
-                role,
-                onboarding_completed,
-            }),
-            _ => None,
-        },
+        profile: object(r.profile),
         password_kind: r.password_kind,
     }))
 }
 
 /// The user's profile; `None` for a user made outside this service.
 pub async fn find_profile(db: &Database, user_id: Uuid) -> Result<Option<Profile>, StoreError> {
-    // A SECURITY DEFINER function: profiles has RLS for the API roles, and the service's
+    // A SECURITY DEFINER function: profiles have RLS for the API roles, and the service's
     // least-privilege role reads through it (its live definition: migrations/README.md).
-    Ok(unit!(db, |conn| sqlx::query_as!(
-        Profile,
-        r#"select name as "name!", role as "role!", onboarding_completed as "onboarding_completed!"
-           from atomic_signup.find_profile($1)"#,
+    let profile = unit!(db, |conn| sqlx::query_scalar!(
+        r#"select atomic_signup.find_profile($1) as profile"#,
         user_id
     )
-    .fetch_optional(conn)
-    .await)?)
+    .fetch_one(conn)
+    .await)?;
+    Ok(object(profile))
 }

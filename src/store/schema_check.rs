@@ -6,7 +6,7 @@ use super::inspect::{self, Inspect};
 use super::{Database, StoreError, catalog, unit};
 
 /// Tables and the columns of each that the service writes or reads.
-const TABLES: [(&str, &[&str]); 6] = [
+const TABLES: [(&str, &[&str]); 7] = [
     (
         "auth.users",
         &[
@@ -53,17 +53,13 @@ const TABLES: [(&str, &[&str]); 6] = [
         "auth.audit_log_entries",
         &["instance_id", "id", "payload", "created_at", "ip_address"],
     ),
+    // The profile table (PROFILE_TABLE) is checked with the profile's fields
+    // (store::profile_columns), and what migrate writes of them here.
     (
-        "public.profiles",
-        &[
-            "id",
-            "name",
-            "role",
-            "onboarding_completed",
-            "created_at",
-            "updated_at",
-        ],
+        "atomic_signup.profile_table",
+        &["table_schema", "table_name"],
     ),
+    ("atomic_signup.profile_columns", &["column_name"]),
     (
         "atomic_signup.confirmation_outbox",
         &[

@@ -87,13 +87,15 @@ async fn the_service_works_with_only_the_least_privilege_role() {
         );
     }
     // The profile function returns one user's non-secret fields only.
-    let row: (String, String) =
-        sqlx::query_as("select name, role from atomic_signup.find_profile($1)")
-            .bind(user)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-    assert_eq!(row, ("Least".to_owned(), "Creator".to_owned()));
+    let profile: serde_json::Value = sqlx::query_scalar("select atomic_signup.find_profile($1)")
+        .bind(user)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        profile,
+        serde_json::json!({"name": "Least", "role": "Creator", "onboarding_completed": false})
+    );
 
     // Idempotency-Key: claim, complete in the transaction, replay; a failure gives the key back.
     let keyed_body = signup_body("Keyed", "keyed@example.com", "Creator");
@@ -139,7 +141,7 @@ async fn startup_refuses_a_database_without_the_migrations() {
     let message = err.to_string();
     assert!(matches!(err, StartupError::SchemaMissing(_)));
     for needle in [
-        "table public.profiles",
+        "table atomic_signup.profile_table",
         "table atomic_signup.confirmation_outbox",
         "function atomic_signup.create_user",
         "atomic-signup migrate",

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::support::{self, TestApp, TestDb, assert_error, status_json};
-use atomic_signup::domain::ProfileSchema;
+use atomic_signup::domain::{ProfileSchema, ProfileTable};
 use atomic_signup::startup::{Application, StartupError};
 
 fn example(file: &str) -> String {
@@ -18,7 +18,7 @@ async fn database_for(schema: &ProfileSchema) -> TestDb {
         .execute(&db.pool)
         .await
         .unwrap();
-    atomic_signup::store::profile_columns::write(&db.pool, schema)
+    atomic_signup::store::profile_columns::write(&db.pool, &ProfileTable::default(), schema)
         .await
         .unwrap();
     db
@@ -320,4 +320,125 @@ async fn check_reports_what_startup_refuses_and_migrate_writes_the_declared_colu
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+const ACCOUNTS: &str = "create table public.accounts ( \
+       id uuid primary key references auth.users (id) on delete cascade, \
+       role text not null, \
+       display_name text not null, \
+       created_at timestamptz not null default now())";
+const ACCOUNTS_SCHEMA: &str = r#"{"properties": {"display_name": {"type": "string", "maxLength": 80}},
+                                  "required": ["display_name"]}"#;
+
+#[tokio::test]
+async fn a_profile_table_of_the_projects_own_is_written_at_signup_and_read_at_login() {
+    let db = TestDb::migrated().await;
+    sqlx::raw_sql(ACCOUNTS).execute(&db.pool).await.unwrap();
+    let schema = ProfileSchema::parse(ACCOUNTS_SCHEMA).unwrap();
+    let table = ProfileTable::parse("public.accounts").unwrap();
+    atomic_signup::store::profile_columns::write(&db.pool, &table, &schema)
+        .await
+        .unwrap();
+    let app = TestApp::builder()
+        .on(db)
+        .gotrue()
+        .breaks_invariants(
+            "the profiles are in public.accounts, which tests/invariants.sql does not read",
+        )
+        .configure(move |s| {
+            s.signup.profile = schema;
+            s.signup.profile_table = table;
+        })
+        .spawn()
+        .await;
+    let body = json!({"email": "ada@example.com", "password": "correct horse battery",
+                      "role": "Brand", "display_name": "Ada"});
+    let (status, answer) = status_json(app.signup(&body).await).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["display_name"], "Ada");
+    assert_eq!(
+        answer["onboarding_completed"], false,
+        "no such column: false"
+    );
+    let row: (String, String, i64, i64) = sqlx::query_as(
+        "select a.role, a.display_name, (select count(*) from public.profiles), \
+                (select count(*) from auth.users u where u.id = a.id) from public.accounts a",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(row, ("Brand".into(), "Ada".into(), 0, 1));
+    // Login answers that row as the profile.
+    sqlx::query("update auth.users set email_confirmed_at = now()")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (status, login) =
+        status_json(app.login("ada@example.com", "correct horse battery").await).await;
+    assert_eq!(status, 200, "{login}");
+    assert_eq!(
+        login["profile"],
+        json!({"role": "Brand", "display_name": "Ada"})
+    );
+    // A bad value is still refused at the edge, and the service's columns stay its own.
+    let (status, answer) = status_json(
+        app.signup(
+            &json!({"email": "bob@example.com", "password": "correct horse battery",
+                           "role": "Brand", "display_name": "x".repeat(81), "id": "x"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(
+        answer["error"]["fields"],
+        json!({"display_name": "must be at most 80 characters", "id": "unknown field"})
+    );
+
+    // check reads the same table: no orphan, the profile fits.
+    let dir = std::env::temp_dir().join(format!("profile-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("schema.json");
+    std::fs::write(&path, ACCOUNTS_SCHEMA).unwrap();
+    let url = support::database_url(&app.db, app.db.options.get_username(), "postgres");
+    let vars = [
+        ("DATABASE_URL", url.as_str()),
+        ("PROFILE_SCHEMA_PATH", path.to_str().unwrap()),
+        ("PROFILE_TABLE", "public.accounts"),
+    ];
+    let out = support::run_binary(&["check", "--json"], &vars).await;
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for name in ["profile", "orphans"] {
+        let entry = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap();
+        assert_eq!(entry["status"], "ok", "{name}: {report:#}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_profile_table_the_database_was_not_migrated_for_stops_startup() {
+    let db = TestDb::migrated().await;
+    sqlx::raw_sql(ACCOUNTS).execute(&db.pool).await.unwrap();
+    let schema = ProfileSchema::parse(ACCOUNTS_SCHEMA).unwrap();
+    let mut settings = support::test_settings(&db);
+    settings.signup.profile = schema;
+    settings.signup.profile_table = ProfileTable::parse("public.accounts").unwrap();
+    let refusal = match Application::build(settings).await {
+        Err(err @ StartupError::ProfileMismatch(_)) => err.to_string(),
+        Err(other) => panic!("another error: {other}"),
+        Ok(_) => panic!("started"),
+    };
+    assert!(
+        refusal.contains("the database writes profiles into public.profiles, not public.accounts"),
+        "{refusal}"
+    );
+    assert!(
+        refusal.contains("profile field `display_name` is not in atomic_signup.profile_columns"),
+        "{refusal}"
+    );
 }

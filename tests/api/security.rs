@@ -359,17 +359,39 @@ async fn the_schema_check_runs_under_the_least_privilege_role() {
     let service_db = atomic_signup::store::Database::new(&settings);
     let missing = atomic_signup::store::schema_check::missing_schema(&service_db).await;
     assert_eq!(missing.map_err(|e| e.to_string()), Ok(Vec::new()));
-    // And it still finds what is missing.
-    sqlx::query("alter table public.profiles rename column onboarding_completed to onboarded")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let profile = atomic_signup::store::profile_columns::check(
+        &service_db,
+        &Default::default(),
+        &Default::default(),
+    )
+    .await;
+    assert_eq!(profile.map_err(|e| e.to_string()), Ok(Vec::new()));
+    // And they still find what is missing.
+    sqlx::raw_sql(
+        "alter table auth.identities rename column last_sign_in_at to signed_in_at; \
+         alter table public.profiles rename column name to display_name",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
     let missing = atomic_signup::store::schema_check::missing_schema(&service_db)
         .await
         .unwrap();
+    assert_eq!(missing, ["columns of auth.identities: last_sign_in_at"]);
+    let profile = atomic_signup::store::profile_columns::check(
+        &service_db,
+        &Default::default(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        missing,
-        ["columns of public.profiles: onboarding_completed"]
+        profile,
+        [
+            "profile field `name`: public.profiles has no column `name`",
+            "column public.profiles.display_name is NOT NULL without a default: declare it as a \
+             required profile field (or give the column a default)"
+        ]
     );
 }
 

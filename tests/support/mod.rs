@@ -721,7 +721,7 @@ pub async fn example_profile() -> (TestDb, atomic_signup::domain::ProfileSchema)
         .execute(&db.pool)
         .await
         .expect("the example's columns");
-    atomic_signup::store::profile_columns::write(&db.pool, &schema)
+    atomic_signup::store::profile_columns::write(&db.pool, &Default::default(), &schema)
         .await
         .expect("write profile_columns");
     (db, schema)
