@@ -197,12 +197,26 @@ async fn startup_refusal(schema: &str, columns_sql: &str) -> String {
     let db = database_for(&schema).await;
     sqlx::raw_sql(columns_sql).execute(&db.pool).await.unwrap();
     let mut settings = support::test_settings(&db);
-    settings.signup.profile = schema;
-    match Application::build(settings).await {
+    settings.signup.profile = schema.clone();
+    let refusal = match Application::build(settings.clone()).await {
         Err(err @ StartupError::ProfileMismatch(_)) => err.to_string(),
         Err(other) => panic!("another error: {other}"),
         Ok(_) => panic!("started"),
-    }
+    };
+    // `check` reports the same problems.
+    let report = atomic_signup::check::run(
+        &settings.database,
+        None,
+        (&schema, &ProfileTable::default()),
+    )
+    .await;
+    let profile = report.checks.iter().find(|c| c.check == "profile").unwrap();
+    assert!(
+        refusal.contains(&profile.summary),
+        "check: {}\nstartup: {refusal}",
+        profile.summary
+    );
+    refusal
 }
 
 #[tokio::test]
