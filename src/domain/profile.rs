@@ -38,8 +38,10 @@ pub const RESERVED_FIELDS: [&str; 11] = [
     "updated_at",
 ];
 
-/// At most this many profile fields.
-pub const MAX_FIELDS: usize = 64;
+/// At most this many profile fields (the login's profile is built with one
+/// `jsonb_build_object`, which takes at most 100 arguments: these and `role`,
+/// `onboarding_completed`).
+pub const MAX_FIELDS: usize = 48;
 
 /// The schema used when PROFILE_SCHEMA_PATH is not set: today's profile (a display name);
 /// [`ProfileSchema::default`] is built from it by hand, and a test holds the two together.

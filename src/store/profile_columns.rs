@@ -80,36 +80,23 @@ pub async fn columns(
 }
 
 /// Makes `atomic_signup.profile_columns` hold exactly the schema's fields and
-/// `atomic_signup.profile_table` name `table`, in one transaction. Run by `atomic-signup migrate`
-/// on the owner's connection: the service role may only read them.
+/// `atomic_signup.profile_table` name `table`, and generates the functions that write and read
+/// profiles for them (`atomic_signup.define_profile`, one statement). Run by `atomic-signup
+/// migrate` on the owner's connection: the service role may only read the two tables.
 pub async fn write(
     pool: &PgPool,
     table: &ProfileTable,
     schema: &ProfileSchema,
 ) -> Result<(), StoreError> {
     let names: Vec<String> = schema.fields().iter().map(|f| f.name.clone()).collect();
-    let mut tx = pool.begin().await?;
     sqlx::query!(
-        "update atomic_signup.profile_table set table_schema = $1, table_name = $2",
+        "select atomic_signup.define_profile($1, $2, $3)",
         table.schema(),
-        table.table()
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query!(
-        "delete from atomic_signup.profile_columns where column_name <> all($1::text[])",
+        table.table(),
         &names
     )
-    .execute(&mut *tx)
+    .execute(pool)
     .await?;
-    sqlx::query!(
-        "insert into atomic_signup.profile_columns (column_name) select unnest($1::text[]) \
-         on conflict (column_name) do nothing",
-        &names
-    )
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
     Ok(())
 }
 

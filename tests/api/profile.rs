@@ -456,3 +456,39 @@ async fn a_profile_table_the_database_was_not_migrated_for_stops_startup() {
         "{refusal}"
     );
 }
+
+#[tokio::test]
+async fn a_declared_field_left_out_takes_the_columns_default() {
+    let schema = ProfileSchema::parse(
+        r#"{"properties": {"name": {"type": "string"}, "nickname": {"type": "string"}},
+            "required": ["name"]}"#,
+    )
+    .unwrap();
+    let db = TestDb::migrated().await;
+    sqlx::raw_sql("alter table public.profiles add column nickname text not null default 'anon'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    atomic_signup::store::profile_columns::write(&db.pool, &ProfileTable::default(), &schema)
+        .await
+        .unwrap();
+    let app = TestApp::builder()
+        .on(db)
+        .configure(move |s| s.signup.profile = schema)
+        .spawn()
+        .await;
+    for (email, nickname) in [("a@example.com", None), ("b@example.com", Some("bee"))] {
+        let mut body = support::signup_body("Ada", email, "Creator");
+        if let Some(nickname) = nickname {
+            body["nickname"] = json!(nickname);
+        }
+        let (status, answer) = status_json(app.signup(&body).await).await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    let nicknames: Vec<String> =
+        sqlx::query_scalar("select nickname from public.profiles order by nickname")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(nicknames, ["anon", "bee"]);
+}
