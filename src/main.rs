@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use atomic_signup::cli::{Cli, Command};
-use atomic_signup::config::{DatabaseSettings, GoTrueSettings, Settings};
+use atomic_signup::config::{DatabaseSettings, GoTrueSettings, HookSettings, Settings};
 use atomic_signup::{check, config, healthcheck, startup, store, telemetry};
 use clap::Parser;
 
@@ -90,16 +90,21 @@ async fn migrate() -> Result<(), String> {
 async fn check(json: bool) -> ExitCode {
     let settings = DatabaseSettings::from_env().and_then(|database| {
         let gotrue = GoTrueSettings::from_env()?;
-        Ok((database, gotrue, config::profile_from_env()?))
+        Ok((
+            database,
+            gotrue,
+            config::profile_from_env()?,
+            HookSettings::from_env()?,
+        ))
     });
-    let (database, gotrue, profile) = match settings {
+    let (database, gotrue, profile, hooks) = match settings {
         Ok(settings) => settings,
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::FAILURE;
         }
     };
-    let report = check::run(&database, gotrue.as_ref(), (&profile.0, &profile.1)).await;
+    let report = check::run(&database, gotrue.as_ref(), (&profile.0, &profile.1), &hooks).await;
     if json {
         match serde_json::to_string_pretty(&report) {
             Ok(text) => println!("{text}"),

@@ -49,6 +49,14 @@ pub enum StartupError {
         .0.join("; ")
     )]
     ProfileMismatch(Vec<String>),
+    #[error(
+        "{} enabled: this version of atomic-signup does not call GoTrue's auth hooks yet, and \
+         creating users without them would bypass what they do (a before_user_created hook's \
+         refusals, an after_user_created hook's notice). Switch them off \
+         (HOOK_*_USER_CREATED_ENABLED=false) to run without them, knowingly",
+        .0.join(" and ")
+    )]
+    HooksNotCalled(Vec<&'static str>),
     #[error("cannot write the OpenAPI document: {0}")]
     OpenApi(serde_json::Error),
     #[error("cannot build the GoTrue HTTP client: {0}")]
@@ -79,6 +87,10 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let hooks: Vec<&'static str> = settings.hooks.enabled().map(|(name, _)| name).collect();
+        if !hooks.is_empty() {
+            return Err(StartupError::HooksNotCalled(hooks));
+        }
         if settings.cors.origins == CorsOrigins::Any {
             tracing::warn!(
                 "CORS_ALLOWED_ORIGINS=*: a page on any origin may call the API; list your \

@@ -6,10 +6,11 @@ use serde_json::{Value, json};
 
 mod database;
 mod gotrue;
+mod hooks;
 
 pub use gotrue::{TESTED_GOTRUE, TESTED_GOTRUE_MIGRATIONS};
 
-use crate::config::{DatabaseSettings, GoTrueSettings, PoolMode};
+use crate::config::{DatabaseSettings, GoTrueSettings, HookSettings, PoolMode};
 use crate::domain::{ProfileSchema, ProfileTable};
 use crate::store::Database;
 use crate::store::inspect;
@@ -117,6 +118,7 @@ pub async fn run(
     database: &DatabaseSettings,
     gotrue: Option<&GoTrueSettings>,
     profile: (&ProfileSchema, &ProfileTable),
+    hook_settings: &HookSettings,
 ) -> Report {
     let mut checks = Vec::new();
     // Pooler-safe whatever DATABASE_POOL_MODE says (the pooler check compares the two): no
@@ -156,6 +158,7 @@ pub async fn run(
     checks.push(database::migrations(&db).await);
     checks.push(database::schema(&db).await);
     checks.push(database::profile(&db, profile.0, profile.1).await);
+    checks.push(hooks::hooks(&db, hook_settings).await);
     checks.push(gotrue::gotrue_migrations(&db).await);
     checks.push(gotrue::gotrue_health(gotrue).await);
     checks.push(database::orphans(&db, profile.1).await);

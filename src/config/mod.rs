@@ -13,6 +13,7 @@ mod database;
 mod env_file;
 mod gotrue;
 mod hashing;
+mod hooks;
 mod http;
 mod idempotency;
 mod outbox;
@@ -30,6 +31,7 @@ pub use database::{DatabaseSettings, DatabaseUrl, PoolMode, SUPABASE_TRANSACTION
 pub use env_file::load_dotenv;
 pub use gotrue::GoTrueSettings;
 pub use hashing::{DEFAULT_QUEUE_PER_CORE, HashSettings};
+pub use hooks::{Hook, HookSettings, WebhookSecret};
 pub use http::{bind_addr, bind_addr_from_env};
 pub use idempotency::IdempotencySettings;
 pub use outbox::OutboxSettings;
@@ -95,6 +97,8 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     /// Browser frontends on other origins.
     pub cors: CorsSettings,
+    /// GoTrue's auth hooks on user creation (HOOK_*_USER_CREATED_*).
+    pub hooks: HookSettings,
 }
 
 impl Settings {
@@ -132,6 +136,7 @@ impl Settings {
             idempotency: IdempotencySettings::from_lookup(get)?,
             outbox: OutboxSettings::from_lookup(get)?,
             cors: CorsSettings::from_lookup(get)?,
+            hooks: HookSettings::from_lookup(get)?,
         })
     }
 }

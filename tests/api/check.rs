@@ -143,6 +143,7 @@ async fn a_healthy_project_passes_every_check_and_check_changes_nothing() {
         "migrations",
         "schema",
         "profile",
+        "hooks",
         "gotrue_migrations",
         "gotrue",
         "orphans",
@@ -162,7 +163,7 @@ async fn a_healthy_project_passes_every_check_and_check_changes_nothing() {
     assert!(out.status.success(), "{text}");
     assert_eq!(
         text.lines().filter(|l| l.starts_with("ok ")).count(),
-        10,
+        11,
         "{text}"
     );
     assert!(text.ends_with("all checks hold\n"), "{text}");
@@ -378,4 +379,79 @@ async fn a_transaction_pooler_is_found_and_must_be_declared() {
         entry(&report, "pooler")["details"]["transaction_pooler"],
         false
     );
+}
+
+#[tokio::test]
+async fn an_enabled_hook_stops_startup_and_check_looks_at_its_target() {
+    let project = Project::healthy().await;
+    let hook = [
+        ("HOOK_BEFORE_USER_CREATED_ENABLED", "true".to_owned()),
+        (
+            "GOTRUE_HOOK_BEFORE_USER_CREATED_URI",
+            "pg-functions://postgres/public/before_user_created".to_owned(),
+        ),
+    ];
+    let summary = |report: &Value| {
+        entry(report, "hooks")["summary"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (code, report) = project.check_with(&hook).await;
+    assert_eq!(
+        (code, status(&report, "hooks")),
+        (1, "problem"),
+        "{report:#}"
+    );
+    assert!(
+        summary(&report).contains("public.before_user_created does not exist"),
+        "{report:#}"
+    );
+    project
+        .sql(
+            "create function public.before_user_created(event jsonb) returns text \
+              language sql as $$ select '' $$",
+        )
+        .await;
+    let (_, report) = project.check_with(&hook).await;
+    assert!(
+        summary(&report).contains("does not take one jsonb and return jsonb"),
+        "{report:#}"
+    );
+    project
+        .sql(
+            "drop function public.before_user_created(jsonb); \
+              create function public.before_user_created(event jsonb) returns jsonb \
+              language sql as $$ select '{}'::jsonb $$",
+        )
+        .await;
+    let (_, report) = project.check_with(&hook).await;
+    let found = summary(&report);
+    assert!(
+        found.contains("takes and returns jsonb, and this role may run it"),
+        "{found}"
+    );
+    // Still a problem: the service does not call hooks, and says so.
+    assert!(found.contains("does not call auth hooks yet"), "{found}");
+    assert_eq!(status(&report, "hooks"), "problem");
+
+    // serve refuses to start with it, naming the hook.
+    let mut settings = support::test_settings(&project.db);
+    settings.hooks.before_user_created = Some(atomic_signup::config::Hook::PgFunction {
+        schema: "public".into(),
+        function: "before_user_created".into(),
+    });
+    match atomic_signup::startup::Application::build(settings).await {
+        Err(err) => {
+            let message = err.to_string();
+            assert!(
+                message.starts_with(
+                    "before_user_created enabled: this version of atomic-signup \
+                                     does not call GoTrue's auth hooks yet"
+                ),
+                "{message}"
+            );
+        }
+        Ok(_) => panic!("started with a hook it does not call"),
+    }
 }

@@ -208,6 +208,7 @@ async fn startup_refusal(schema: &str, columns_sql: &str) -> String {
         &settings.database,
         None,
         (&schema, &ProfileTable::default()),
+        &Default::default(),
     )
     .await;
     let profile = report.checks.iter().find(|c| c.check == "profile").unwrap();
