@@ -26,8 +26,8 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --no-fail-fast | tee "$log" || status=$?
-echo "== the same signup, idempotency, login and outbox tests through PgBouncer (transaction mode)"
-TEST_POOLER=pgbouncer cargo test --test api -- signup:: idempotency:: login:: outbox:: pooler:: \
+echo "== the same signup, idempotency, login, outbox and hook tests through PgBouncer (transaction mode)"
+TEST_POOLER=pgbouncer cargo test --test api -- signup:: idempotency:: login:: outbox:: pooler:: hooks:: \
   | tee -a "$log" || status=$?
 # One closing line for the whole run, summed over every test binary of both runs (.ci/run repeats
 # it at the very end). A build error or a crashed test binary fails the run without a failed test.

@@ -38,6 +38,12 @@ pub enum ApiError {
     /// The captcha provider could not be asked (down, timed out, nonsense): never a silent pass.
     #[error("the captcha could not be verified; try again shortly")]
     CaptchaUnavailable(#[source] crate::captcha::CaptchaError),
+    /// GoTrue's before_user_created hook refused the signup: its status and its message.
+    #[error("{message}")]
+    HookRejected { status: StatusCode, message: String },
+    /// The hook did not answer within its timeout.
+    #[error("the signup could not be checked in time; try again shortly")]
+    HookUnavailable,
     #[error("the Idempotency-Key header {0}")]
     InvalidIdempotencyKey(String),
     #[error("this Idempotency-Key was already used for a different request")]
@@ -92,7 +98,8 @@ pub struct ErrorBody {
     /// email_taken, invalid_idempotency_key, idempotency_key_reused,
     /// request_in_progress, invalid_credentials, email_not_confirmed,
     /// rate_limited, auth_unavailable, auth_timeout, login_not_configured, not_found,
-    /// method_not_allowed, overloaded, request_timeout, database_unavailable, internal.
+    /// method_not_allowed, overloaded, request_timeout, database_unavailable, internal,
+    /// hook_rejected, hook_unavailable.
     pub code: &'static str,
     /// Human-readable; may change. Never contains internal detail.
     pub message: String,
@@ -135,6 +142,8 @@ impl ApiError {
             | Self::RequestTimeout
             | Self::CaptchaUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::HookRejected { status, .. } => *status,
+            Self::HookUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -167,6 +176,8 @@ impl ApiError {
             Self::Overloaded => "overloaded",
             Self::RequestTimeout => "request_timeout",
             Self::Internal { .. } => "internal",
+            Self::HookRejected { .. } => "hook_rejected",
+            Self::HookUnavailable => "hook_unavailable",
         }
     }
 
@@ -275,7 +286,8 @@ impl IntoResponse for ApiError {
             Self::Overloaded
             | Self::RequestTimeout
             | Self::RequestInProgress
-            | Self::CaptchaUnavailable(_) => {
+            | Self::CaptchaUnavailable(_)
+            | Self::HookUnavailable => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -307,6 +319,12 @@ impl From<SignupError> for ApiError {
         match err {
             SignupError::EmailTaken => Self::EmailTaken,
             SignupError::KeyLost => Self::RequestInProgress,
+            SignupError::HookRejected { status, message } => Self::HookRejected {
+                status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                message,
+            },
+            SignupError::HookTimedOut => Self::HookUnavailable,
+            err @ SignupError::HookFailed(_) => Self::internal("the before_user_created hook", err),
             SignupError::Store(e) => e.into(),
         }
     }

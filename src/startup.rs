@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::captcha::CaptchaVerifier;
-use crate::config::{CorsOrigins, Settings};
+use crate::config::{CorsOrigins, Hook, HookSettings, Settings};
 use crate::domain::SignupRules;
 use crate::gotrue::GoTrueClient;
 use crate::idempotency::Idempotency;
@@ -21,7 +21,7 @@ use crate::password::Hasher;
 use crate::routes::login::FailedLoginTimes;
 use crate::routes::{self, AppState, RateLimitTables};
 use crate::server::{self, ConnectionLimits};
-use crate::signup::{SignupPolicy, SignupService};
+use crate::signup::{PgHook, SignupPolicy, SignupService};
 use crate::store;
 use crate::telemetry;
 
@@ -50,10 +50,10 @@ pub enum StartupError {
     )]
     ProfileMismatch(Vec<String>),
     #[error(
-        "{} enabled: this version of atomic-signup does not call GoTrue's auth hooks yet, and \
-         creating users without them would bypass what they do (a before_user_created hook's \
-         refusals, an after_user_created hook's notice). Switch them off \
-         (HOOK_*_USER_CREATED_ENABLED=false) to run without them, knowingly",
+        "{} enabled: this version of atomic-signup calls only a before_user_created hook that \
+         is a Postgres function (pg-functions://), and creating users without the others would \
+         bypass what they do (an HTTP hook's refusals, an after_user_created hook's notice). \
+         Switch them off (HOOK_*_USER_CREATED_ENABLED=false) to run without them, knowingly",
         .0.join(" and ")
     )]
     HooksNotCalled(Vec<&'static str>),
@@ -87,9 +87,9 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let hooks: Vec<&'static str> = settings.hooks.enabled().map(|(name, _)| name).collect();
-        if !hooks.is_empty() {
-            return Err(StartupError::HooksNotCalled(hooks));
+        let not_called = hooks_not_called(&settings.hooks);
+        if !not_called.is_empty() {
+            return Err(StartupError::HooksNotCalled(not_called));
         }
         if settings.cors.origins == CorsOrigins::Any {
             tracing::warn!(
@@ -299,7 +299,23 @@ fn signup_service(
             conceal_existing_emails: settings.conceal_existing_emails,
             conceal_min_duration: settings.conceal_min_duration,
         },
+        before_user_created: match &settings.hooks.before_user_created {
+            Some(Hook::PgFunction { schema, function }) => Some(PgHook::new(schema, function)),
+            _ => None,
+        },
     })
+}
+
+/// The enabled hooks the service does not call yet: all but a before_user_created Postgres
+/// function.
+pub fn hooks_not_called(hooks: &HookSettings) -> Vec<&'static str> {
+    hooks
+        .enabled()
+        .filter(|(name, hook)| {
+            !(*name == "before_user_created" && matches!(hook, Hook::PgFunction { .. }))
+        })
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// Refuses to start when the schema is incomplete. An unreachable database is not fatal: the

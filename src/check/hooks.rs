@@ -1,13 +1,14 @@
 //! GoTrue's auth hooks on user creation (HOOK_*_USER_CREATED_*): each enabled hook's target is
 //! looked at (a Postgres function: it exists, takes one jsonb, returns jsonb, and this role may
-//! run it; an HTTP hook: its secrets are well formed, the endpoint is not called), and, as long as
-//! the service does not call hooks, an enabled hook is a problem: `serve` refuses to start with
-//! one rather than sign users up around it.
+//! run it; an HTTP hook: its secrets are well formed, the endpoint is not called). A hook the
+//! service does not call yet (all but a before_user_created Postgres function) is a problem:
+//! `serve` refuses to start with one rather than sign users up around it.
 
 use serde_json::json;
 
 use super::Check;
 use crate::config::{Hook, HookSettings};
+use crate::startup::hooks_not_called;
 use crate::store::{Database, StoreError, unit};
 
 pub(super) async fn hooks(db: &Database, hooks: &HookSettings) -> Check {
@@ -16,12 +17,19 @@ pub(super) async fn hooks(db: &Database, hooks: &HookSettings) -> Check {
         return Check::ok("hooks", "no auth hook on user creation is enabled");
     }
     let mut found = Vec::new();
+    let mut fine = true;
     for (name, hook) in &enabled {
         found.push(match hook {
             Hook::PgFunction { schema, function } => {
                 match pg_function(db, schema, function).await {
-                    Ok(state) => format!("{name}: {hook} {state}"),
-                    Err(err) => format!("{name}: {hook} could not be looked up ({err})"),
+                    Ok((state, usable)) => {
+                        fine &= usable;
+                        format!("{name}: {hook} {state}")
+                    }
+                    Err(err) => {
+                        fine = false;
+                        format!("{name}: {hook} could not be looked up ({err})")
+                    }
                 }
             }
             Hook::Http { secrets, .. } => format!(
@@ -31,21 +39,39 @@ pub(super) async fn hooks(db: &Database, hooks: &HookSettings) -> Check {
         });
     }
     let names: Vec<&str> = enabled.iter().map(|(name, _)| *name).collect();
-    Check::problem(
-        "hooks",
-        format!(
-            "{}; this version of atomic-signup does not call auth hooks yet, so serve refuses \
-             to start rather than create users without them",
-            found.join("; ")
-        ),
-        "switch the hooks off (HOOK_BEFORE_USER_CREATED_ENABLED / \
-         HOOK_AFTER_USER_CREATED_ENABLED=false) to run the service without them, knowingly",
-    )
-    .with(json!({"enabled": names}))
+    let not_called = hooks_not_called(hooks);
+    if !not_called.is_empty() {
+        return Check::problem(
+            "hooks",
+            format!(
+                "{}; this version of atomic-signup does not call {} yet, so serve refuses to \
+                 start rather than create users without it",
+                found.join("; "),
+                not_called.join(" or ")
+            ),
+            "switch those hooks off (HOOK_*_USER_CREATED_ENABLED=false) to run the service \
+             without them, knowingly",
+        )
+        .with(json!({"enabled": names, "not_called": not_called}));
+    }
+    if !fine {
+        return Check::problem(
+            "hooks",
+            found.join("; "),
+            "create the function (one jsonb argument, returning jsonb) and grant EXECUTE on it \
+             to the service's role",
+        )
+        .with(json!({"enabled": names}));
+    }
+    Check::ok("hooks", found.join("; ")).with(json!({"enabled": names}))
 }
 
 /// What the catalog says of `schema.function`, in words.
-async fn pg_function(db: &Database, schema: &str, function: &str) -> Result<String, StoreError> {
+async fn pg_function(
+    db: &Database,
+    schema: &str,
+    function: &str,
+) -> Result<(String, bool), StoreError> {
     let row: Option<(bool, bool)> = unit!(db, |conn| sqlx::query_as(
         "select p.pronargs = 1 and p.proargtypes[0] = 'jsonb'::regtype \
                   and p.prorettype = 'jsonb'::regtype, \
@@ -60,9 +86,15 @@ async fn pg_function(db: &Database, schema: &str, function: &str) -> Result<Stri
     .fetch_optional(conn)
     .await)?;
     Ok(match row {
-        None => "does not exist".to_owned(),
-        Some((false, _)) => "does not take one jsonb and return jsonb".to_owned(),
-        Some((true, false)) => "may not be run by this role (grant it EXECUTE)".to_owned(),
-        Some((true, true)) => "takes and returns jsonb, and this role may run it".to_owned(),
+        None => ("does not exist".to_owned(), false),
+        Some((false, _)) => ("does not take one jsonb and return jsonb".to_owned(), false),
+        Some((true, false)) => (
+            "may not be run by this role (grant it EXECUTE)".to_owned(),
+            false,
+        ),
+        Some((true, true)) => (
+            "takes and returns jsonb, and this role may run it".to_owned(),
+            true,
+        ),
     })
 }

@@ -131,13 +131,18 @@ pub enum SignupResponses {
         headers(("Retry-After" = String, description = "seconds"))
     )]
     RateLimited(ErrorResponse),
-    #[response(status = 500, description = "`internal`")]
+    #[response(
+        status = 500,
+        description = "`internal`; or `hook_rejected`, the before_user_created hook's refusal, \
+            with the status the hook gave (any 4xx or 5xx, 500 when it gave none)"
+    )]
     Internal(ErrorResponse),
     #[response(
         status = 503,
         description = "`overloaded` (hash queue full) or `request_timeout` (REQUEST_TIMEOUT_S \
             passed; the signup may still commit) or `captcha_unavailable` (the captcha provider \
-            is down or slow), with `Retry-After: 1`; or `database_unavailable`",
+            is down or slow) or `hook_unavailable` (the before_user_created hook ran past its \
+            timeout), with `Retry-After: 1`; or `database_unavailable`",
         headers(("Retry-After" = String, description = "seconds to wait"))
     )]
     Unavailable(ErrorResponse),

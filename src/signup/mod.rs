@@ -13,6 +13,7 @@
 //! registered.
 
 mod answer;
+mod hook;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use answer::{
     AnswerError, CONCEALED, ConcealedResponse, SignupResponse, SignupResponseDoc,
     to_json as answer_json,
 };
+pub use hook::{PG_HOOK_TIMEOUT, PgHook};
 
 use crate::captcha::{CaptchaError, CaptchaVerifier};
 use crate::domain::{NewUser, SignupForm, SignupRules, ValidationErrors};
@@ -33,7 +35,7 @@ use crate::idempotency::{
 };
 use crate::password::{HashError, Hasher};
 use crate::store::Database;
-use crate::store::signup::{self as store_signup, SignupError, UserRecord};
+use crate::store::signup::{self as store_signup, BeforeHook, SignupError, UserRecord};
 
 /// What the service needs; built once at startup.
 pub struct SignupService {
@@ -46,6 +48,8 @@ pub struct SignupService {
     pub outbox_wake: Arc<Notify>,
     pub rules: SignupRules,
     pub policy: SignupPolicy,
+    /// GoTrue's before_user_created hook, as a Postgres function (HOOK_BEFORE_USER_CREATED_*).
+    pub before_user_created: Option<PgHook>,
 }
 
 /// The settings that decide how a signup goes.
@@ -159,7 +163,10 @@ impl SignupService {
             .check_captcha(input.captcha_token.as_deref(), input.client_ip)
             .await
         {
-            Ok(()) => self.hash_and_write(&user, held.as_ref()).await,
+            Ok(()) => {
+                self.hash_and_write(&user, held.as_ref(), input.client_ip)
+                    .await
+            }
             Err(err) => Err(err),
         };
         self.settle(held, written).await
@@ -196,6 +203,7 @@ impl SignupService {
         &self,
         user: &NewUser,
         key: Option<&HeldKey>,
+        client_ip: Option<IpAddr>,
     ) -> Result<Written, SignupFailure> {
         // Hash before the transaction: a pooled connection is held for one round trip, not a hash.
         let password_hash = self.hasher.hash(&user.password).await?;
@@ -212,6 +220,16 @@ impl SignupService {
             Some(held) if conceal => Some(held.completion(202, answer::concealed_json()?)),
             Some(held) => Some(held.completion(201, answer::to_json(&body)?)),
         };
+        let hook = self.before_user_created.as_ref().map(|hook| BeforeHook {
+            function: &hook.function,
+            input: hook::before_user_created_input(
+                user_id,
+                user,
+                client_ip,
+                time::OffsetDateTime::now_utc(),
+            ),
+            timeout: hook.timeout,
+        });
         let until = tokio::time::Instant::now() + self.policy.conceal_min_duration;
         let written = store_signup::commit_signup(
             &self.db,
@@ -222,6 +240,7 @@ impl SignupService {
                 email_confirmed,
                 idempotency: stored.as_ref(),
             },
+            hook,
         )
         .await;
         match written {

@@ -25,6 +25,9 @@ pub struct Database {
     pool: PgPool,
     /// `Some` in transaction-pool mode.
     per_transaction_timeout: Option<Duration>,
+    /// DATABASE_STATEMENT_TIMEOUT_MS, in either mode (a transaction that lowers it for one
+    /// statement puts it back).
+    statement_timeout: Duration,
 }
 
 impl Database {
@@ -33,7 +36,13 @@ impl Database {
             pool: settings.pool(),
             per_transaction_timeout: (settings.pool_mode == PoolMode::Transaction)
                 .then_some(settings.statement_timeout),
+            statement_timeout: settings.statement_timeout,
         }
+    }
+
+    /// The statement timeout every statement of the service runs under.
+    pub fn statement_timeout(&self) -> Duration {
+        self.statement_timeout
     }
 
     /// A transaction that holds through a transaction pooler (see [`Tx`]).

@@ -55,10 +55,29 @@ pub struct CreatedUser {
     pub onboarding_completed: bool,
 }
 
+/// A `before_user_created` Postgres function hook, called in the signup transaction before the
+/// user is inserted, as the service's role, under its own statement timeout.
+pub struct BeforeHook<'a> {
+    /// `"schema"."function"` (both parts checked identifiers).
+    pub function: &'a str,
+    pub input: serde_json::Value,
+    pub timeout: std::time::Duration,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SignupError {
     #[error("the email address is already registered")]
     EmailTaken,
+    /// The before_user_created hook refused the signup (GoTrue's `{"error": {"http_code",
+    /// "message"}}`); nothing was committed.
+    #[error("the before_user_created hook refused the signup")]
+    HookRejected { status: u16, message: String },
+    /// The hook did not finish within its timeout; nothing was committed.
+    #[error("the before_user_created hook did not answer in time")]
+    HookTimedOut,
+    /// The hook raised an error (or could not be called); nothing was committed.
+    #[error("the before_user_created hook failed: {0}")]
+    HookFailed(#[source] sqlx::Error),
     /// The request's Idempotency-Key lease ran out and another request took the key over;
     /// nothing was committed.
     #[error("the idempotency key was taken over by another request")]
@@ -87,19 +106,99 @@ impl From<sqlx::Error> for SignupError {
     }
 }
 
-/// Writes `record` in one transaction (see the module's comment).
+/// Writes `record` in one transaction (see the module's comment); with `hook`, the hook is
+/// called first in the same transaction, and its refusal or failure rolls everything back.
 pub async fn commit_signup(
     db: &Database,
     record: UserRecord<'_>,
+    hook: Option<BeforeHook<'_>>,
 ) -> Result<CreatedUser, SignupError> {
     let started = std::time::Instant::now();
+    let result = match hook {
+        None => unit!(db, |conn| insert(conn, &record).await),
+        Some(hook) => with_hook(db, &record, hook).await,
+    };
+    metrics::histogram!(crate::observe::SIGNUP_TRANSACTION_DURATION)
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+/// The hook, then the signup, in one transaction.
+async fn with_hook(
+    db: &Database,
+    record: &UserRecord<'_>,
+    hook: BeforeHook<'_>,
+) -> Result<CreatedUser, SignupError> {
+    let mut tx = db.begin().await.map_err(StoreError::from)?;
+    let result = async {
+        let conn = tx.conn();
+        set_local_timeout(conn, hook.timeout).await?;
+        let answer: Option<serde_json::Value> =
+            sqlx::query_scalar(&format!("select {}($1::jsonb)", hook.function))
+                .bind(&hook.input)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|err| match &err {
+                    sqlx::Error::Database(e) if e.code().as_deref() == Some(QUERY_CANCELED) => {
+                        SignupError::HookTimedOut
+                    }
+                    _ if crate::store::is_unavailable(&err) => SignupError::Store(err.into()),
+                    _ => SignupError::HookFailed(err),
+                })?;
+        if let Some((status, message)) = hook_refusal(answer.as_ref()) {
+            return Err(SignupError::HookRejected { status, message });
+        }
+        set_local_timeout(conn, db.statement_timeout()).await?;
+        insert(conn, record).await
+    }
+    .await;
+    tx.end(result).await
+}
+
+/// SQLSTATE of a statement cancelled by its statement_timeout.
+const QUERY_CANCELED: &str = "57014";
+
+async fn set_local_timeout(
+    conn: &mut sqlx::PgConnection,
+    timeout: std::time::Duration,
+) -> Result<(), SignupError> {
+    sqlx::query(&format!(
+        "set local statement_timeout = {}",
+        timeout.as_millis()
+    ))
+    .execute(conn)
+    .await
+    .map_err(|e| SignupError::Store(e.into()))?;
+    Ok(())
+}
+
+/// A hook's answer that refuses, as GoTrue reads it (`hookserrors.Check`): `{"error": {"message":
+/// non-empty, "http_code"?}}`; the status is the hook's when it is a 4xx or 5xx, else 500 (GoTrue
+/// takes 500 when there is none). The message is cut to 500 characters.
+fn hook_refusal(answer: Option<&serde_json::Value>) -> Option<(u16, String)> {
+    let error = answer?.get("error")?;
+    let message = error.get("message")?.as_str().filter(|m| !m.is_empty())?;
+    let status = error
+        .get("http_code")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|code| u16::try_from(code).ok())
+        .filter(|code| (400..=599).contains(code))
+        .unwrap_or(500);
+    Some((status, message.chars().take(500).collect()))
+}
+
+/// The signup statement (see the module's comment).
+async fn insert(
+    conn: &mut sqlx::PgConnection,
+    record: &UserRecord<'_>,
+) -> Result<CreatedUser, SignupError> {
     let key = record.idempotency;
     let status = key
         .map(|k| i16::try_from(k.status))
         .transpose()
         .map_err(|_| StoreError::Invalid("an HTTP status beyond smallint"))?;
     let profile = serde_json::Value::Object(record.user.profile.as_map().clone());
-    let result = unit!(db, |conn| sqlx::query_as!(
+    Ok(sqlx::query_as!(
         CreatedUser,
         r#"select out_onboarding_completed as "onboarding_completed!"
            from atomic_signup.create_user_idempotent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
@@ -115,8 +214,38 @@ pub async fn commit_signup(
         key.map(|k| &k.body),
     )
     .fetch_one(conn)
-    .await);
-    metrics::histogram!(crate::observe::SIGNUP_TRANSACTION_DURATION)
-        .record(started.elapsed().as_secs_f64());
-    Ok(result?)
+    .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_hook_refuses_as_gotrue_reads_its_answer() {
+        let refusal = |answer: serde_json::Value| hook_refusal(Some(&answer));
+        assert_eq!(hook_refusal(None), None);
+        assert_eq!(refusal(json!({})), None);
+        assert_eq!(refusal(json!({"decision": "continue"})), None);
+        assert_eq!(
+            refusal(json!({"error": {"http_code": 403}})),
+            None,
+            "no message: no refusal"
+        );
+        assert_eq!(
+            refusal(json!({"error": {"http_code": 403, "message": "no"}})),
+            Some((403, "no".to_owned()))
+        );
+        assert_eq!(
+            refusal(json!({"error": {"message": "no"}})),
+            Some((500, "no".to_owned()))
+        );
+        assert_eq!(
+            refusal(json!({"error": {"http_code": 200, "message": "no"}})),
+            Some((500, "no".to_owned()))
+        );
+        let long = refusal(json!({"error": {"message": "x".repeat(5000)}})).unwrap();
+        assert_eq!(long.1.len(), 500);
+    }
 }

@@ -382,9 +382,9 @@ async fn a_transaction_pooler_is_found_and_must_be_declared() {
 }
 
 #[tokio::test]
-async fn an_enabled_hook_stops_startup_and_check_looks_at_its_target() {
+async fn check_looks_at_each_hook_and_a_hook_the_service_does_not_call_stops_startup() {
     let project = Project::healthy().await;
-    let hook = [
+    let before = [
         ("HOOK_BEFORE_USER_CREATED_ENABLED", "true".to_owned()),
         (
             "GOTRUE_HOOK_BEFORE_USER_CREATED_URI",
@@ -397,7 +397,7 @@ async fn an_enabled_hook_stops_startup_and_check_looks_at_its_target() {
             .unwrap()
             .to_owned()
     };
-    let (code, report) = project.check_with(&hook).await;
+    let (code, report) = project.check_with(&before).await;
     assert_eq!(
         (code, status(&report, "hooks")),
         (1, "problem"),
@@ -413,7 +413,7 @@ async fn an_enabled_hook_stops_startup_and_check_looks_at_its_target() {
               language sql as $$ select '' $$",
         )
         .await;
-    let (_, report) = project.check_with(&hook).await;
+    let (_, report) = project.check_with(&before).await;
     assert!(
         summary(&report).contains("does not take one jsonb and return jsonb"),
         "{report:#}"
@@ -425,19 +425,36 @@ async fn an_enabled_hook_stops_startup_and_check_looks_at_its_target() {
               language sql as $$ select '{}'::jsonb $$",
         )
         .await;
-    let (_, report) = project.check_with(&hook).await;
+    let (code, report) = project.check_with(&before).await;
+    assert_eq!((code, status(&report, "hooks")), (0, "ok"), "{report:#}");
+    assert!(summary(&report).contains("takes and returns jsonb, and this role may run it"));
+
+    // An after_user_created hook is not called yet: a problem, and serve refuses to start.
+    let mut after = before.to_vec();
+    after.extend([
+        ("HOOK_AFTER_USER_CREATED_ENABLED", "true".to_owned()),
+        (
+            "HOOK_AFTER_USER_CREATED_URI",
+            "https://hooks.example.com/after".to_owned(),
+        ),
+        (
+            "HOOK_AFTER_USER_CREATED_SECRETS",
+            "v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        ),
+    ]);
+    let (_, report) = project.check_with(&after).await;
     let found = summary(&report);
+    assert_eq!(status(&report, "hooks"), "problem");
     assert!(
-        found.contains("takes and returns jsonb, and this role may run it"),
+        found.contains("https://hooks.example.com/…, 1 well-formed secret(s)"),
         "{found}"
     );
-    // Still a problem: the service does not call hooks, and says so.
-    assert!(found.contains("does not call auth hooks yet"), "{found}");
-    assert_eq!(status(&report, "hooks"), "problem");
-
-    // serve refuses to start with it, naming the hook.
+    assert!(
+        found.contains("does not call after_user_created yet"),
+        "{found}"
+    );
     let mut settings = support::test_settings(&project.db);
-    settings.hooks.before_user_created = Some(atomic_signup::config::Hook::PgFunction {
+    settings.hooks.after_user_created = Some(atomic_signup::config::Hook::PgFunction {
         schema: "public".into(),
         function: "before_user_created".into(),
     });
@@ -446,8 +463,8 @@ async fn an_enabled_hook_stops_startup_and_check_looks_at_its_target() {
             let message = err.to_string();
             assert!(
                 message.starts_with(
-                    "before_user_created enabled: this version of atomic-signup \
-                                     does not call GoTrue's auth hooks yet"
+                    "after_user_created enabled: this version of atomic-signup \
+                                     calls only a before_user_created hook"
                 ),
                 "{message}"
             );

@@ -15,6 +15,7 @@ mod support;
 mod check;
 mod cors;
 mod docs;
+mod hooks;
 mod idempotency;
 mod login;
 mod logs;

@@ -726,6 +726,7 @@ async fn the_signup_service_answers_created_then_replayed_then_refuses_a_reused_
             conceal_existing_emails: false,
             conceal_min_duration: Duration::ZERO,
         },
+        before_user_created: None,
     };
     let input = |email: &str| SignupInput {
         form: SignupForm {

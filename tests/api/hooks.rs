@@ -1,0 +1,152 @@
+//! GoTrue's before_user_created hook as a Postgres function, called inside the signup
+//! transaction (HOOK_BEFORE_USER_CREATED_URI=pg-functions://…).
+
+use serde_json::{Value, json};
+
+use crate::support::{self, TestApp, assert_error, signup_body, status_json};
+use atomic_signup::config::Hook;
+
+/// The hook: records every call in public.hook_calls (so a test sees whether that write
+/// committed with the signup), refuses emails of blocked.example, raises for raise@…, sleeps
+/// past its timeout for slow@….
+const HOOK: &str = "
+create table public.hook_calls (email text not null, event jsonb not null);
+create function public.before_user_created(event jsonb) returns jsonb
+language plpgsql as $$
+begin
+  insert into public.hook_calls values (event->'user'->>'email', event);
+  if event->'user'->>'email' like '%@blocked.example' then
+    return '{\"error\": {\"http_code\": 403, \"message\": \"this domain may not sign up\"}}';
+  elsif event->'user'->>'email' like 'raise@%' then
+    raise exception 'the hook broke';
+  elsif event->'user'->>'email' like 'slow@%' then
+    perform pg_sleep(3);
+  end if;
+  return '{}';
+end
+$$;";
+
+async fn app_with_hook() -> TestApp {
+    let app = TestApp::builder()
+        .configure(|s| {
+            s.hooks.before_user_created = Some(Hook::PgFunction {
+                schema: "public".into(),
+                function: "before_user_created".into(),
+            })
+        })
+        .spawn()
+        .await;
+    sqlx::raw_sql(HOOK).execute(&app.db.pool).await.unwrap();
+    app
+}
+
+async fn calls(app: &TestApp) -> Vec<(String, Value)> {
+    sqlx::query_as("select email, event from public.hook_calls order by email")
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+async fn key_exists(app: &TestApp, key: &str) -> bool {
+    sqlx::query_scalar(
+        "select exists (select 1 from atomic_signup.idempotency_keys where key = $1)",
+    )
+    .bind(key)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_refusal_writes_nothing_releases_the_key_and_another_domain_signs_up() {
+    let app = app_with_hook().await;
+    let blocked = signup_body("Mallory", "m@blocked.example", "Creator");
+    for _ in 0..2 {
+        // The same key twice: the first refusal gave it back, so the retry runs (and is
+        // refused) again instead of replaying.
+        let res = app.keyed_signup("blocked-key", &blocked).await;
+        assert_eq!(res.headers().get("idempotent-replayed"), None);
+        let body = assert_error(res, 403, "hook_rejected").await;
+        assert_eq!(body["error"]["message"], "this domain may not sign up");
+        assert!(!key_exists(&app, "blocked-key").await);
+    }
+    assert_eq!(support::counts(&app.db).await, (0, 0, 0));
+    // The hook's own write rolled back with the refused signup.
+    assert!(calls(&app).await.is_empty());
+
+    let (status, answer) = status_json(
+        app.keyed_signup("ok-key", &signup_body("Ada", "ada@example.com", "Brand"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(support::counts(&app.db).await, (1, 1, 1));
+    // Its write committed with the user; the input is GoTrue's shape for the user to be created.
+    let calls = calls(&app).await;
+    assert_eq!(calls.len(), 1);
+    let event = &calls[0].1;
+    assert_eq!(event["metadata"]["name"], "before-user-created");
+    assert!(event["metadata"]["uuid"].is_string() && event["metadata"]["time"].is_string());
+    assert_eq!(event["metadata"]["ip_address"], "127.0.0.1");
+    let user = &event["user"];
+    assert_eq!(user["id"], answer["user_id"]);
+    assert_eq!(user["email"], "ada@example.com");
+    assert_eq!(user["aud"], "authenticated");
+    assert_eq!(
+        user["app_metadata"],
+        json!({"provider": "email", "providers": ["email"], "role": "Brand"})
+    );
+    assert_eq!(user["user_metadata"], json!({"name": "Ada"}));
+    assert!(user.get("password").is_none() && user.get("encrypted_password").is_none());
+    // A replay does not call the hook again.
+    let res = app
+        .keyed_signup("ok-key", &signup_body("Ada", "ada@example.com", "Brand"))
+        .await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(self::calls(&app).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_hook_that_raises_or_runs_past_its_timeout_writes_nothing() {
+    let app = app_with_hook().await;
+    let res = app
+        .keyed_signup(
+            "raise-key",
+            &signup_body("R", "raise@example.com", "Creator"),
+        )
+        .await;
+    assert_error(res, 500, "internal").await;
+    let res = app
+        .keyed_signup("slow-key", &signup_body("S", "slow@example.com", "Creator"))
+        .await;
+    assert_eq!(
+        res.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert_error(res, 503, "hook_unavailable").await;
+    assert_eq!(support::counts(&app.db).await, (0, 0, 0));
+    assert!(calls(&app).await.is_empty());
+    assert!(!key_exists(&app, "raise-key").await && !key_exists(&app, "slow-key").await);
+    // The connection that ran the hook is fine afterwards, with the service's own timeout back.
+    for i in 0..12 {
+        let (status, body) = status_json(
+            app.signup(&signup_body("U", &format!("u{i}@example.com"), "Creator"))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_signup_that_fails_after_the_hook_rolls_the_hooks_write_back() {
+    let app = app_with_hook().await;
+    let body = signup_body("Ada", "ada@example.com", "Creator");
+    assert_eq!(app.signup(&body).await.status(), 201);
+    // The same email again: the hook accepts, the insert hits the unique index, all rolls back.
+    assert_error(app.signup(&body).await, 409, "email_taken").await;
+    assert_eq!(calls(&app).await.len(), 1);
+    assert_eq!(support::counts(&app.db).await, (1, 1, 1));
+}
