@@ -310,6 +310,7 @@ impl From<crate::signup::SignupFailure> for ApiError {
             SignupFailure::Hash(e) => e.into(),
             SignupFailure::Transaction(e) => e.into(),
             SignupFailure::Answer(e) => Self::internal("the signup's answer", e),
+            SignupFailure::HookInvalid(e) => Self::internal("the before_user_created hook", e),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod gotrue;
 pub mod healthcheck;
+pub mod hooks;
 pub mod idempotency;
 pub mod observe;
 pub mod outbox;

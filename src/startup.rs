@@ -15,13 +15,14 @@ use crate::captcha::CaptchaVerifier;
 use crate::config::{CorsOrigins, Hook, HookSettings, Settings};
 use crate::domain::SignupRules;
 use crate::gotrue::GoTrueClient;
+use crate::hooks::HttpHook;
 use crate::idempotency::Idempotency;
 use crate::outbox::Worker;
 use crate::password::Hasher;
 use crate::routes::login::FailedLoginTimes;
 use crate::routes::{self, AppState, RateLimitTables};
 use crate::server::{self, ConnectionLimits};
-use crate::signup::{PgHook, SignupPolicy, SignupService};
+use crate::signup::{BeforeUserCreated, PgHook, SignupPolicy, SignupService};
 use crate::store;
 use crate::telemetry;
 
@@ -50,10 +51,10 @@ pub enum StartupError {
     )]
     ProfileMismatch(Vec<String>),
     #[error(
-        "{} enabled: this version of atomic-signup calls only a before_user_created hook that \
-         is a Postgres function (pg-functions://), and creating users without the others would \
-         bypass what they do (an HTTP hook's refusals, an after_user_created hook's notice). \
-         Switch them off (HOOK_*_USER_CREATED_ENABLED=false) to run without them, knowingly",
+        "{} enabled: this version of atomic-signup calls only the before_user_created hook, and \
+         creating users without an after_user_created hook would bypass what it does (its \
+         notice of each new user). Switch it off (HOOK_AFTER_USER_CREATED_ENABLED=false) to run \
+         without it, knowingly",
         .0.join(" and ")
     )]
     HooksNotCalled(Vec<&'static str>),
@@ -300,20 +301,22 @@ fn signup_service(
             conceal_min_duration: settings.conceal_min_duration,
         },
         before_user_created: match &settings.hooks.before_user_created {
-            Some(Hook::PgFunction { schema, function }) => Some(PgHook::new(schema, function)),
-            _ => None,
+            Some(Hook::PgFunction { schema, function }) => {
+                Some(BeforeUserCreated::Pg(PgHook::new(schema, function)))
+            }
+            Some(Hook::Http { url, secrets }) => Some(BeforeUserCreated::Http(
+                HttpHook::new(url, secrets).map_err(StartupError::HttpClient)?,
+            )),
+            None => None,
         },
     })
 }
 
-/// The enabled hooks the service does not call yet: all but a before_user_created Postgres
-/// function.
+/// The enabled hooks the service does not call yet: after_user_created.
 pub fn hooks_not_called(hooks: &HookSettings) -> Vec<&'static str> {
     hooks
         .enabled()
-        .filter(|(name, hook)| {
-            !(*name == "before_user_created" && matches!(hook, Hook::PgFunction { .. }))
-        })
+        .filter(|(name, _)| *name != "before_user_created")
         .map(|(name, _)| name)
         .collect()
 }

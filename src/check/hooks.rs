@@ -1,8 +1,8 @@
 //! GoTrue's auth hooks on user creation (HOOK_*_USER_CREATED_*): each enabled hook's target is
 //! looked at (a Postgres function: it exists, takes one jsonb, returns jsonb, and this role may
 //! run it; an HTTP hook: its secrets are well formed, the endpoint is not called). A hook the
-//! service does not call yet (all but a before_user_created Postgres function) is a problem:
-//! `serve` refuses to start with one rather than sign users up around it.
+//! service does not call yet (after_user_created) is a problem: `serve` refuses to start with
+//! one rather than sign users up around it.
 
 use serde_json::json;
 

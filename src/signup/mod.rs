@@ -30,6 +30,7 @@ pub use hook::{PG_HOOK_TIMEOUT, PgHook};
 
 use crate::captcha::{CaptchaError, CaptchaVerifier};
 use crate::domain::{NewUser, SignupForm, SignupRules, ValidationErrors};
+use crate::hooks::{HookError, HttpHook, Verdict};
 use crate::idempotency::{
     self, HeldKey, Idempotency, IdempotencyError, IdempotencyKey, NextAction,
 };
@@ -48,8 +49,17 @@ pub struct SignupService {
     pub outbox_wake: Arc<Notify>,
     pub rules: SignupRules,
     pub policy: SignupPolicy,
-    /// GoTrue's before_user_created hook, as a Postgres function (HOOK_BEFORE_USER_CREATED_*).
-    pub before_user_created: Option<PgHook>,
+    /// GoTrue's before_user_created hook (HOOK_BEFORE_USER_CREATED_*).
+    pub before_user_created: Option<BeforeUserCreated>,
+}
+
+/// Where the before_user_created hook is.
+#[derive(Debug, Clone)]
+pub enum BeforeUserCreated {
+    /// Called inside the signup transaction.
+    Pg(PgHook),
+    /// Called before the password is hashed, like the captcha.
+    Http(HttpHook),
 }
 
 /// The settings that decide how a signup goes.
@@ -121,6 +131,9 @@ pub enum SignupFailure {
     /// A stored answer that cannot be written (a bug).
     #[error("{0}")]
     Answer(#[from] answer::AnswerError),
+    /// The HTTP hook answered what neither GoTrue nor the service can use.
+    #[error("the before_user_created hook failed: {0}")]
+    HookInvalid(#[source] HookError),
 }
 
 /// What the transaction came to, and when a concealed answer may leave: CONCEAL_MIN_DURATION_MS
@@ -158,18 +171,50 @@ impl SignupService {
                 }
             }
         };
-        // The captcha before any hashing (a replay above needs none: its token was spent).
+        // The captcha, then an HTTP before_user_created hook, before any hashing (a replay above
+        // needs neither: its token was spent, its hook asked).
+        let user_id = Uuid::new_v4();
+        tracing::Span::current().record("user_id", tracing::field::display(user_id));
         let written = match self
             .check_captcha(input.captcha_token.as_deref(), input.client_ip)
             .await
         {
-            Ok(()) => {
-                self.hash_and_write(&user, held.as_ref(), input.client_ip)
-                    .await
-            }
+            Ok(()) => match self.ask_http_hook(user_id, &user, input.client_ip).await {
+                Ok(()) => {
+                    self.hash_and_write(user_id, &user, held.as_ref(), input.client_ip)
+                        .await
+                }
+                Err(err) => Err(err),
+            },
             Err(err) => Err(err),
         };
         self.settle(held, written).await
+    }
+
+    /// With an HTTP before_user_created hook: it must accept the user about to be created.
+    async fn ask_http_hook(
+        &self,
+        user_id: Uuid,
+        user: &NewUser,
+        client_ip: Option<IpAddr>,
+    ) -> Result<(), SignupFailure> {
+        let Some(BeforeUserCreated::Http(hook)) = &self.before_user_created else {
+            return Ok(());
+        };
+        let input = hook::before_user_created_input(
+            user_id,
+            user,
+            client_ip,
+            time::OffsetDateTime::now_utc(),
+        );
+        match hook.call(&input).await {
+            Ok(Verdict::Accept) => Ok(()),
+            Ok(Verdict::Refuse { status, message }) => {
+                Err(SignupError::HookRejected { status, message }.into())
+            }
+            Err(HookError::Unavailable) => Err(SignupError::HookTimedOut.into()),
+            Err(err @ HookError::Invalid(_)) => Err(SignupFailure::HookInvalid(err)),
+        }
     }
 
     /// With CAPTCHA_PROVIDER set: the token must be there and the provider must accept it.
@@ -201,14 +246,13 @@ impl SignupService {
     /// Hash, then THE transaction, which also completes the key with the answer, if any.
     async fn hash_and_write(
         &self,
+        user_id: Uuid,
         user: &NewUser,
         key: Option<&HeldKey>,
         client_ip: Option<IpAddr>,
     ) -> Result<Written, SignupFailure> {
         // Hash before the transaction: a pooled connection is held for one round trip, not a hash.
         let password_hash = self.hasher.hash(&user.password).await?;
-        let user_id = Uuid::new_v4();
-        tracing::Span::current().record("user_id", tracing::field::display(user_id));
         let email_confirmed = !self.policy.require_email_confirmation;
         let conceal = self.policy.conceal_existing_emails;
         // The answer but for what only the transaction knows (SignupResponse::written): stored
@@ -220,7 +264,11 @@ impl SignupService {
             Some(held) if conceal => Some(held.completion(202, answer::concealed_json()?)),
             Some(held) => Some(held.completion(201, answer::to_json(&body)?)),
         };
-        let hook = self.before_user_created.as_ref().map(|hook| BeforeHook {
+        let hook = match &self.before_user_created {
+            Some(BeforeUserCreated::Pg(hook)) => Some(hook),
+            _ => None,
+        }
+        .map(|hook| BeforeHook {
             function: &hook.function,
             input: hook::before_user_created_input(
                 user_id,

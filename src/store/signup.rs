@@ -145,7 +145,7 @@ async fn with_hook(
                     _ if crate::store::is_unavailable(&err) => SignupError::Store(err.into()),
                     _ => SignupError::HookFailed(err),
                 })?;
-        if let Some((status, message)) = hook_refusal(answer.as_ref()) {
+        if let Some((status, message)) = crate::hooks::refusal(answer.as_ref()) {
             return Err(SignupError::HookRejected { status, message });
         }
         set_local_timeout(conn, db.statement_timeout()).await?;
@@ -170,21 +170,6 @@ async fn set_local_timeout(
     .await
     .map_err(|e| SignupError::Store(e.into()))?;
     Ok(())
-}
-
-/// A hook's answer that refuses, as GoTrue reads it (`hookserrors.Check`): `{"error": {"message":
-/// non-empty, "http_code"?}}`; the status is the hook's when it is a 4xx or 5xx, else 500 (GoTrue
-/// takes 500 when there is none). The message is cut to 500 characters.
-fn hook_refusal(answer: Option<&serde_json::Value>) -> Option<(u16, String)> {
-    let error = answer?.get("error")?;
-    let message = error.get("message")?.as_str().filter(|m| !m.is_empty())?;
-    let status = error
-        .get("http_code")
-        .and_then(serde_json::Value::as_u64)
-        .and_then(|code| u16::try_from(code).ok())
-        .filter(|code| (400..=599).contains(code))
-        .unwrap_or(500);
-    Some((status, message.chars().take(500).collect()))
 }
 
 /// The signup statement (see the module's comment).
@@ -215,37 +200,4 @@ async fn insert(
     )
     .fetch_one(conn)
     .await?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn a_hook_refuses_as_gotrue_reads_its_answer() {
-        let refusal = |answer: serde_json::Value| hook_refusal(Some(&answer));
-        assert_eq!(hook_refusal(None), None);
-        assert_eq!(refusal(json!({})), None);
-        assert_eq!(refusal(json!({"decision": "continue"})), None);
-        assert_eq!(
-            refusal(json!({"error": {"http_code": 403}})),
-            None,
-            "no message: no refusal"
-        );
-        assert_eq!(
-            refusal(json!({"error": {"http_code": 403, "message": "no"}})),
-            Some((403, "no".to_owned()))
-        );
-        assert_eq!(
-            refusal(json!({"error": {"message": "no"}})),
-            Some((500, "no".to_owned()))
-        );
-        assert_eq!(
-            refusal(json!({"error": {"http_code": 200, "message": "no"}})),
-            Some((500, "no".to_owned()))
-        );
-        let long = refusal(json!({"error": {"message": "x".repeat(5000)}})).unwrap();
-        assert_eq!(long.1.len(), 500);
-    }
 }

@@ -464,7 +464,7 @@ async fn check_looks_at_each_hook_and_a_hook_the_service_does_not_call_stops_sta
             assert!(
                 message.starts_with(
                     "after_user_created enabled: this version of atomic-signup \
-                                     calls only a before_user_created hook"
+                                     calls only the before_user_created hook"
                 ),
                 "{message}"
             );

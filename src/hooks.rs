@@ -1,0 +1,238 @@
+//! An HTTP auth hook, called as GoTrue v2.196.0 calls one (`internal/hooks/hookshttp`): a JSON
+//! POST signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`:
+//! `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` per secret, `, `-separated), 5 s for the
+//! whole call including retries, at most 3 attempts: a 429 or 503 with `Retry-After` is tried
+//! again at once, a failed connection after 2 s. 204, and 200/202 with a JSON body without an
+//! `error`, accept; 200/202 with `{"error": {"message", "http_code"?}}` refuse, as do 400 and 401.
+//! Redirects are never followed (the hook's URL is the only place the user's data goes).
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::config::WebhookSecret;
+
+/// GoTrue's limits.
+const TIMEOUT: Duration = Duration::from_secs(5);
+const ATTEMPTS: usize = 3;
+const BACKOFF: Duration = Duration::from_secs(2);
+const ANSWER_LIMIT: usize = 200 * 1024;
+
+/// What the hook said.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    /// The status to answer (4xx/5xx) and the hook's message.
+    Refuse {
+        status: u16,
+        message: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// Out of time, unreachable, or busy on every attempt: try again later.
+    #[error("the hook could not be reached in time")]
+    Unavailable,
+    /// An answer the service cannot use (a status, content type or body GoTrue refuses too).
+    #[error("the hook answered {0}")]
+    Invalid(String),
+}
+
+#[derive(Clone)]
+pub struct HttpHook {
+    client: reqwest::Client,
+    url: String,
+    secrets: Vec<WebhookSecret>,
+    timeout: Duration,
+    backoff: Duration,
+}
+
+impl std::fmt::Debug for HttpHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpHook")
+    }
+}
+
+impl HttpHook {
+    pub fn new(url: &str, secrets: &[WebhookSecret]) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            client,
+            url: url.to_owned(),
+            secrets: secrets.to_vec(),
+            timeout: TIMEOUT,
+            backoff: BACKOFF,
+        })
+    }
+
+    /// Calls the hook with `input` (see the module's comment).
+    pub async fn call(&self, input: &serde_json::Value) -> Result<Verdict, HookError> {
+        let body = serde_json::to_vec(input).map_err(|e| HookError::Invalid(e.to_string()))?;
+        match tokio::time::timeout(self.timeout, self.attempts(&body)).await {
+            Ok(verdict) => verdict,
+            Err(_) => Err(HookError::Unavailable),
+        }
+    }
+
+    async fn attempts(&self, body: &[u8]) -> Result<Verdict, HookError> {
+        for attempt in 1..=ATTEMPTS {
+            let id = uuid::Uuid::new_v4().to_string();
+            let timestamp = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+            let signatures = self
+                .secrets
+                .iter()
+                .map(|secret| sign(secret, &id, &timestamp, body))
+                .collect::<Result<Vec<_>, _>>()?;
+            let sent = self
+                .client
+                .post(&self.url)
+                .header("content-type", "application/json")
+                .header("webhook-id", &id)
+                .header("webhook-timestamp", &timestamp)
+                .header("webhook-signature", signatures.join(", "))
+                .body(body.to_vec())
+                .send()
+                .await;
+            let answer = match sent {
+                Ok(answer) => answer,
+                Err(_) if attempt < ATTEMPTS => {
+                    tokio::time::sleep(self.backoff).await;
+                    continue;
+                }
+                Err(_) => return Err(HookError::Unavailable),
+            };
+            match answer.status().as_u16() {
+                204 => return Ok(Verdict::Accept),
+                200 | 202 => return read_verdict(answer).await,
+                429 | 503 if answer.headers().contains_key("retry-after") => continue,
+                429 | 503 => return Err(HookError::Unavailable),
+                status @ (400 | 401) => {
+                    return Ok(Verdict::Refuse {
+                        status: 500,
+                        message: format!("the signup was refused by its hook (HTTP {status})"),
+                    });
+                }
+                status => return Err(HookError::Invalid(format!("HTTP {status}"))),
+            }
+        }
+        Err(HookError::Unavailable)
+    }
+}
+
+/// A hook's answer that refuses, as GoTrue reads it (`hookserrors.Check`): `{"error": {"message":
+/// non-empty, "http_code"?}}`; the status is the hook's when it is a 4xx or 5xx, else 500 (GoTrue
+/// takes 500 when there is none). The message is cut to 500 characters.
+pub fn refusal(answer: Option<&serde_json::Value>) -> Option<(u16, String)> {
+    let error = answer?.get("error")?;
+    let message = error.get("message")?.as_str().filter(|m| !m.is_empty())?;
+    let status = error
+        .get("http_code")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|code| u16::try_from(code).ok())
+        .filter(|code| (400..=599).contains(code))
+        .unwrap_or(500);
+    Some((status, message.chars().take(500).collect()))
+}
+
+/// Standard Webhooks' symmetric signature: `v1,` and the base64 HMAC-SHA256, keyed with the
+/// decoded secret, of `id.timestamp.body`.
+fn sign(
+    secret: &WebhookSecret,
+    id: &str,
+    timestamp: &str,
+    body: &[u8],
+) -> Result<String, HookError> {
+    let key = STANDARD
+        .decode(secret.key())
+        .map_err(|_| HookError::Invalid("a secret that is not base64".to_owned()))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key)
+        .map_err(|_| HookError::Invalid("an unusable secret".to_owned()))?;
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    Ok(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
+}
+
+/// A 200/202: JSON (by its content type), at most 200 KiB, refusing when it carries an error.
+async fn read_verdict(answer: reqwest::Response) -> Result<Verdict, HookError> {
+    let json = answer
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(HookError::Invalid("without a JSON content type".to_owned()));
+    }
+    let mut answer = answer;
+    let mut body = Vec::new();
+    while let Some(chunk) = answer.chunk().await.map_err(|_| HookError::Unavailable)? {
+        body.extend_from_slice(&chunk);
+        if body.len() > ANSWER_LIMIT {
+            return Err(HookError::Invalid("with a body over 200 KiB".to_owned()));
+        }
+    }
+    let value: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+    Ok(match refusal(value.as_ref()) {
+        Some((status, message)) => Verdict::Refuse { status, message },
+        None => Verdict::Accept,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_hook_refuses_as_gotrue_reads_its_answer() {
+        assert_eq!(super::refusal(None), None);
+        let refusal = |answer: serde_json::Value| super::refusal(Some(&answer));
+        assert_eq!(refusal(json!({})), None);
+        assert_eq!(refusal(json!({"decision": "continue"})), None);
+        assert_eq!(
+            refusal(json!({"error": {"http_code": 403}})),
+            None,
+            "no message: no refusal"
+        );
+        assert_eq!(
+            refusal(json!({"error": {"http_code": 403, "message": "no"}})),
+            Some((403, "no".to_owned()))
+        );
+        assert_eq!(
+            refusal(json!({"error": {"message": "no"}})),
+            Some((500, "no".to_owned()))
+        );
+        assert_eq!(
+            refusal(json!({"error": {"http_code": 200, "message": "no"}})),
+            Some((500, "no".to_owned()))
+        );
+        let long = refusal(json!({"error": {"message": "x".repeat(5000)}})).unwrap();
+        assert_eq!(long.1.len(), 500);
+    }
+
+    #[test]
+    fn the_signature_is_standard_webhooks() {
+        // The example of the Standard Webhooks specification.
+        let secret = WebhookSecret::parse("v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let signature = sign(
+            &secret,
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            "1614265330",
+            br#"{"test": 2432232314}"#,
+        )
+        .unwrap();
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+}
