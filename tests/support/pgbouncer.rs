@@ -2,7 +2,9 @@
 //! with 2 server connections per database, so a service's 10 client connections really are
 //! swapped between transactions. One per test binary, listening on a Unix socket in a temp dir
 //! of its own (no port to pick); it runs as `nobody` (PgBouncer refuses root) and dies with the
-//! test process.
+//! test process. Idle server connections are closed after 1 s (PgBouncer's default keeps them
+//! 10 minutes): every test has a database of its own, and the connections of the finished ones
+//! would otherwise add up past the server's max_connections ("sorry, too many clients already").
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -59,6 +61,7 @@ impl PgBouncer {
              reserve_pool_size = 0\n\
              max_client_conn = 500\n\
              max_db_connections = {SERVER_CONNECTIONS}\n\
+             server_idle_timeout = 1\n\
              server_reset_query =\n\
              logfile = {dir}/pgbouncer.log\n\
              pidfile = {dir}/pgbouncer.pid\n",
