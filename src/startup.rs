@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::captcha::CaptchaVerifier;
-use crate::config::{CorsOrigins, Hook, HookSettings, Settings};
+use crate::config::{CorsOrigins, Hook, Settings};
 use crate::domain::SignupRules;
 use crate::gotrue::GoTrueClient;
 use crate::hooks::HttpHook;
@@ -88,7 +88,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let not_called = hooks_not_called(&settings.hooks);
+        let not_called = settings.hooks.not_called();
         if !not_called.is_empty() {
             return Err(StartupError::HooksNotCalled(not_called));
         }
@@ -310,15 +310,6 @@ fn signup_service(
             None => None,
         },
     })
-}
-
-/// The enabled hooks the service does not call yet: after_user_created.
-pub fn hooks_not_called(hooks: &HookSettings) -> Vec<&'static str> {
-    hooks
-        .enabled()
-        .filter(|(name, _)| *name != "before_user_created")
-        .map(|(name, _)| name)
-        .collect()
 }
 
 /// Refuses to start when the schema is incomplete. An unreachable database is not fatal: the

@@ -8,7 +8,6 @@ use serde_json::json;
 
 use super::Check;
 use crate::config::{Hook, HookSettings};
-use crate::startup::hooks_not_called;
 use crate::store::{Database, StoreError, unit};
 
 pub(super) async fn hooks(db: &Database, hooks: &HookSettings) -> Check {
@@ -39,7 +38,7 @@ pub(super) async fn hooks(db: &Database, hooks: &HookSettings) -> Check {
         });
     }
     let names: Vec<&str> = enabled.iter().map(|(name, _)| *name).collect();
-    let not_called = hooks_not_called(hooks);
+    let not_called = hooks.not_called();
     if !not_called.is_empty() {
         return Check::problem(
             "hooks",
