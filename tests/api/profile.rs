@@ -11,19 +11,6 @@ fn example(file: &str) -> String {
     support::example_file(file)
 }
 
-/// A migrated database with the example's columns, and `schema` written as `migrate` writes it.
-async fn database_for(schema: &ProfileSchema) -> TestDb {
-    let db = TestDb::migrated().await;
-    sqlx::raw_sql(&example("profile-schema.example.sql"))
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    atomic_signup::store::profile_columns::write(&db.pool, &ProfileTable::default(), schema)
-        .await
-        .unwrap();
-    db
-}
-
 async fn example_app() -> TestApp {
     let (db, schema) = support::example_profile().await;
     TestApp::builder()
@@ -194,7 +181,7 @@ async fn the_openapi_document_has_the_declared_fields() {
 /// What startup says of `schema` on a database with the example's columns.
 async fn startup_refusal(schema: &str, columns_sql: &str) -> String {
     let schema = ProfileSchema::parse(schema).unwrap();
-    let db = database_for(&schema).await;
+    let db = support::example_columns(&schema).await;
     sqlx::raw_sql(columns_sql).execute(&db.pool).await.unwrap();
     let mut settings = support::test_settings(&db);
     settings.signup.profile = schema.clone();

@@ -710,19 +710,24 @@ pub fn example_file(file: &str) -> String {
         .unwrap_or_else(|e| panic!("examples/{file}: {e}"))
 }
 
-/// The example profile (examples/profile-schema.example.json) on a migrated database with its
-/// columns (examples/profile-schema.example.sql), written into the database as `migrate` does.
-pub async fn example_profile() -> (TestDb, atomic_signup::domain::ProfileSchema) {
-    let schema =
-        atomic_signup::domain::ProfileSchema::parse(&example_file("profile-schema.example.json"))
-            .expect("the example schema");
+/// A migrated database with the columns of examples/profile-schema.example.sql, and `schema`
+/// written into it as `migrate` writes it.
+pub async fn example_columns(schema: &atomic_signup::domain::ProfileSchema) -> TestDb {
     let db = TestDb::migrated().await;
     sqlx::raw_sql(&example_file("profile-schema.example.sql"))
         .execute(&db.pool)
         .await
         .expect("the example's columns");
-    atomic_signup::store::profile_columns::write(&db.pool, &Default::default(), &schema)
+    atomic_signup::store::profile_columns::write(&db.pool, &Default::default(), schema)
         .await
         .expect("write profile_columns");
-    (db, schema)
+    db
+}
+
+/// The example profile (examples/profile-schema.example.json) on [`example_columns`].
+pub async fn example_profile() -> (TestDb, atomic_signup::domain::ProfileSchema) {
+    let schema =
+        atomic_signup::domain::ProfileSchema::parse(&example_file("profile-schema.example.json"))
+            .expect("the example schema");
+    (example_columns(&schema).await, schema)
 }
