@@ -71,18 +71,33 @@ impl HttpHook {
         })
     }
 
-    /// Calls the hook with `input` (see the module's comment).
+    /// Calls the hook with `input` (see the module's comment), each attempt with a new
+    /// `webhook-id`, as GoTrue does.
     pub async fn call(&self, input: &serde_json::Value) -> Result<Verdict, HookError> {
+        self.call_with_id(input, None).await
+    }
+
+    /// Calls the hook with `input`, every attempt with `webhook-id: id` (the after_user_created
+    /// hook's id fixed per user, so that a receiver can drop what it already had).
+    pub async fn call_as(&self, input: &serde_json::Value, id: &str) -> Result<Verdict, HookError> {
+        self.call_with_id(input, Some(id)).await
+    }
+
+    async fn call_with_id(
+        &self,
+        input: &serde_json::Value,
+        id: Option<&str>,
+    ) -> Result<Verdict, HookError> {
         let body = serde_json::to_vec(input).map_err(|e| HookError::Invalid(e.to_string()))?;
-        match tokio::time::timeout(self.timeout, self.attempts(&body)).await {
+        match tokio::time::timeout(self.timeout, self.attempts(&body, id)).await {
             Ok(verdict) => verdict,
             Err(_) => Err(HookError::Unavailable),
         }
     }
 
-    async fn attempts(&self, body: &[u8]) -> Result<Verdict, HookError> {
+    async fn attempts(&self, body: &[u8], id: Option<&str>) -> Result<Verdict, HookError> {
         for attempt in 1..=ATTEMPTS {
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
             let timestamp = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
             let signatures = self
                 .secrets

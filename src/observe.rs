@@ -1,7 +1,7 @@
 //! Prometheus metrics: the recorder, the names, and the middleware that counts requests.
 //!
 //! Each layer records its own figures (routes: outcomes; password: hash queue; store: the
-//! transaction; gotrue: call latency; outbox: deliveries); `GET /metrics` renders them.
+//! transaction; gotrue: call latency; outbox: deliveries of mails and hook calls); `GET /metrics` renders them.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -24,6 +24,11 @@ pub const OUTBOX_BACKLOG: &str = "atomic_signup_outbox_backlog";
 pub const OUTBOX_SENT: &str = "atomic_signup_outbox_sent_total";
 pub const OUTBOX_RETRIED: &str = "atomic_signup_outbox_retried_total";
 pub const OUTBOX_FAILED: &str = "atomic_signup_outbox_failed_total";
+/// The after_user_created hook's outbox, as the mail outbox's four above.
+pub const HOOK_BACKLOG: &str = "atomic_signup_hook_outbox_backlog";
+pub const HOOK_DELIVERED: &str = "atomic_signup_hook_outbox_delivered_total";
+pub const HOOK_RETRIED: &str = "atomic_signup_hook_outbox_retried_total";
+pub const HOOK_FAILED: &str = "atomic_signup_hook_outbox_failed_total";
 pub const RATE_LIMIT_CLIENTS: &str = "atomic_signup_rate_limit_clients";
 pub const GOTRUE_DURATION: &str = "atomic_signup_gotrue_request_duration_seconds";
 /// Connections closed at accept: their client already held HTTP_MAX_CONNECTIONS_PER_IP.

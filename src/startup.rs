@@ -18,6 +18,7 @@ use crate::gotrue::GoTrueClient;
 use crate::hooks::HttpHook;
 use crate::idempotency::Idempotency;
 use crate::outbox::Worker;
+use crate::outbox::hook::{AfterUserCreated, HookWorker};
 use crate::password::Hasher;
 use crate::routes::login::FailedLoginTimes;
 use crate::routes::{self, AppState, RateLimitTables};
@@ -50,14 +51,6 @@ pub enum StartupError {
         .0.join("; ")
     )]
     ProfileMismatch(Vec<String>),
-    #[error(
-        "{} enabled: this version of atomic-signup calls only the before_user_created hook, and \
-         creating users without an after_user_created hook would bypass what it does (its \
-         notice of each new user). Switch it off (HOOK_AFTER_USER_CREATED_ENABLED=false) to run \
-         without it, knowingly",
-        .0.join(" and ")
-    )]
-    HooksNotCalled(Vec<&'static str>),
     #[error("cannot write the OpenAPI document: {0}")]
     OpenApi(serde_json::Error),
     #[error("cannot build the GoTrue HTTP client: {0}")]
@@ -82,16 +75,14 @@ pub struct Application {
     metrics: Option<(TcpListener, Router)>,
     rate_limits: RateLimitTables,
     worker: Option<Worker>,
+    /// The after_user_created hook's worker, when that hook is enabled.
+    hook_worker: Option<HookWorker>,
     purge: Purge,
     settings: Arc<Settings>,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let not_called = settings.hooks.not_called();
-        if !not_called.is_empty() {
-            return Err(StartupError::HooksNotCalled(not_called));
-        }
         if settings.cors.origins == CorsOrigins::Any {
             tracing::warn!(
                 "CORS_ALLOWED_ORIGINS=*: a page on any origin may call the API; list your \
@@ -109,6 +100,27 @@ impl Application {
             .map_err(StartupError::HttpClient)?;
         let outbox_wake = Arc::new(Notify::new());
         let worker = outbox_worker(&settings, &pool, gotrue.as_ref(), &outbox_wake);
+        let hook_wake = Arc::new(Notify::new());
+        let hook_worker = settings
+            .hooks
+            .after_user_created
+            .as_ref()
+            .map(|hook| {
+                Ok::<_, StartupError>(HookWorker::new(
+                    pool.clone(),
+                    match hook {
+                        Hook::PgFunction { schema, function } => {
+                            AfterUserCreated::Pg(PgHook::new(schema, function))
+                        }
+                        Hook::Http { url, secrets } => AfterUserCreated::Http(
+                            HttpHook::new(url, secrets).map_err(StartupError::HttpClient)?,
+                        ),
+                    },
+                    settings.outbox,
+                    Arc::clone(&hook_wake),
+                ))
+            })
+            .transpose()?;
         let client_ip = routes::ClientIp {
             trust_forwarded_for: settings.trust_forwarded_for,
         };
@@ -117,7 +129,8 @@ impl Application {
             interval: settings.idempotency.purge_interval,
         };
         let failed_logins = Arc::new(FailedLoginTimes::measure(&hasher).await);
-        let signup = signup_service(&settings, &pool, hasher, outbox_wake)?;
+        let after_user_created = hook_worker.is_some().then_some(hook_wake);
+        let signup = signup_service(&settings, &pool, hasher, outbox_wake, after_user_created)?;
         let openapi =
             routes::openapi::document(&settings.signup.profile).map_err(StartupError::OpenApi)?;
         let settings = Arc::new(settings);
@@ -144,6 +157,7 @@ impl Application {
             metrics,
             rate_limits,
             worker,
+            hook_worker,
             purge,
             settings,
         })
@@ -174,6 +188,9 @@ impl Application {
         let stop_worker = CancellationToken::new();
         let worker = self
             .worker
+            .map(|w| tokio::spawn(w.run(stop_worker.clone())));
+        let hook_worker = self
+            .hook_worker
             .map(|w| tokio::spawn(w.run(stop_worker.clone())));
         let purge = tokio::spawn(crate::idempotency::purge_expired_keys(
             self.purge.pool,
@@ -229,6 +246,11 @@ impl Application {
         {
             tracing::warn!("the outbox worker did not stop in time");
         }
+        if let Some(handle) = hook_worker
+            && tokio::time::timeout(timeout, handle).await.is_err()
+        {
+            tracing::warn!("the after_user_created hook worker did not stop in time");
+        }
         if tokio::time::timeout(timeout, purge).await.is_err() {
             tracing::warn!("the idempotency key purge did not stop in time");
         }
@@ -273,6 +295,7 @@ fn signup_service(
     pool: &store::Database,
     hasher: Hasher,
     outbox_wake: Arc<Notify>,
+    after_user_created: Option<Arc<Notify>>,
 ) -> Result<SignupService, StartupError> {
     let captcha = settings
         .captcha
@@ -293,6 +316,7 @@ fn signup_service(
         captcha,
         idempotency,
         outbox_wake,
+        after_user_created,
         rules: settings.signup.clone(),
         policy: SignupPolicy {
             disabled: settings.disable_signup,

@@ -21,6 +21,10 @@ select
   -- outbox rows without a user
   (select count(*) from atomic_signup.confirmation_outbox o
     where not exists (select 1 from auth.users u where u.id = o.user_id)) as outbox_without_user,
+  -- after_user_created calls whose input is not about their user, or whose id is not theirs
+  (select count(*) from atomic_signup.hook_outbox h
+    where h.input -> 'user' ->> 'id' is distinct from h.user_id::text
+       or h.input -> 'metadata' ->> 'uuid' is distinct from h.webhook_id::text) as hook_calls_not_theirs,
   -- Idempotency-Keys whose stored 201 names a user that does not exist
   (select count(*) from atomic_signup.idempotency_keys k
     where k.state = 'completed' and k.user_id is not null

@@ -1,8 +1,6 @@
 //! GoTrue's auth hooks on user creation (HOOK_*_USER_CREATED_*): each enabled hook's target is
 //! looked at (a Postgres function: it exists, takes one jsonb, returns jsonb, and this role may
-//! run it; an HTTP hook: its secrets are well formed, the endpoint is not called). A hook the
-//! service does not call yet (after_user_created) is a problem: `serve` refuses to start with
-//! one rather than sign users up around it.
+//! run it; an HTTP hook: its secrets are well formed, the endpoint is not called).
 
 use serde_json::json;
 
@@ -38,21 +36,6 @@ pub(super) async fn hooks(db: &Database, hooks: &HookSettings) -> Check {
         });
     }
     let names: Vec<&str> = enabled.iter().map(|(name, _)| *name).collect();
-    let not_called = hooks.not_called();
-    if !not_called.is_empty() {
-        return Check::problem(
-            "hooks",
-            format!(
-                "{}; this version of atomic-signup does not call {} yet, so serve refuses to \
-                 start rather than create users without it",
-                found.join("; "),
-                not_called.join(" or ")
-            ),
-            "switch those hooks off (HOOK_*_USER_CREATED_ENABLED=false) to run the service \
-             without them, knowingly",
-        )
-        .with(json!({"enabled": names, "not_called": not_called}));
-    }
     if !fine {
         return Check::problem(
             "hooks",

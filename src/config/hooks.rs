@@ -32,16 +32,6 @@ impl HookSettings {
         .into_iter()
         .filter_map(|(name, hook)| hook.map(|h| (name, h)))
     }
-
-    /// The enabled hooks the service does not call yet (after_user_created): `serve` refuses to
-    /// start with one, and `check` reports it.
-    pub fn not_called(&self) -> Vec<&'static str> {
-        self.after_user_created
-            .as_ref()
-            .map(|_| "after_user_created")
-            .into_iter()
-            .collect()
-    }
 }
 
 /// Where a hook is called.

@@ -116,11 +116,17 @@ async fn probe(state: &AppState) -> ReadinessChecks {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    // The outbox backlog is read at scrape time (an index-only count of pending rows).
+    // The outbox backlogs are read at scrape time (an index-only count of pending rows).
     if let Ok(Ok(pending)) =
         tokio::time::timeout(READY_TIMEOUT, store::outbox::pending_count(&state.db)).await
     {
         metrics::gauge!(observe::OUTBOX_BACKLOG).set(pending as f64);
+    }
+    if state.settings.hooks.after_user_created.is_some()
+        && let Ok(Ok(pending)) =
+            tokio::time::timeout(READY_TIMEOUT, store::hook_outbox::pending_count(&state.db)).await
+    {
+        metrics::gauge!(observe::HOOK_BACKLOG).set(pending as f64);
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

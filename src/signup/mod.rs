@@ -47,6 +47,9 @@ pub struct SignupService {
     pub idempotency: Idempotency,
     /// Wakes the outbox worker after a signup that queued a confirmation email.
     pub outbox_wake: Arc<Notify>,
+    /// With an after_user_created hook (HOOK_AFTER_USER_CREATED_*): each signup queues the
+    /// hook's call in its transaction, and wakes the hook's worker with this after the commit.
+    pub after_user_created: Option<Arc<Notify>>,
     pub rules: SignupRules,
     pub policy: SignupPolicy,
     /// GoTrue's before_user_created hook (HOOK_BEFORE_USER_CREATED_*).
@@ -278,6 +281,10 @@ impl SignupService {
             ),
             timeout: hook.timeout,
         });
+        let after = self
+            .after_user_created
+            .as_ref()
+            .map(|_| store_signup::AfterHook { client_ip });
         let until = tokio::time::Instant::now() + self.policy.conceal_min_duration;
         let written = store_signup::commit_signup(
             &self.db,
@@ -289,6 +296,7 @@ impl SignupService {
                 idempotency: stored.as_ref(),
             },
             hook,
+            after,
         )
         .await;
         match written {
@@ -296,6 +304,9 @@ impl SignupService {
                 tracing::info!("user signed up");
                 if self.policy.require_email_confirmation {
                     self.outbox_wake.notify_one();
+                }
+                if let Some(wake) = &self.after_user_created {
+                    wake.notify_one();
                 }
                 let body = body.written(row.onboarding_completed);
                 Ok(Written::Committed { body, until })

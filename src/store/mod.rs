@@ -1,6 +1,7 @@
 //! SQL only. Nothing outside this module writes SQL.
 
 pub mod catalog;
+pub mod hook_outbox;
 pub mod inspect;
 pub mod outbox;
 pub mod pooler;
@@ -236,6 +237,23 @@ macro_rules! unit {
     };
 }
 pub(crate) use unit;
+
+/// SQLSTATE of a statement cancelled by its statement_timeout.
+pub(crate) const QUERY_CANCELED: &str = "57014";
+
+/// Sets `statement_timeout` for the rest of `conn`'s transaction (or savepoint).
+pub(crate) async fn set_local_statement_timeout(
+    conn: &mut sqlx::PgConnection,
+    timeout: Duration,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "set local statement_timeout = {}",
+        timeout.as_millis()
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
 
 /// The migrations in `migrations/`, embedded in the binary: the same files `sqlx migrate run`
 /// applies.

@@ -1,12 +1,10 @@
 //! The confirmation outbox's SQL. Rows are written by the signup function (same transaction as
 //! the user); here they are claimed and settled by the worker (`crate::outbox`).
 
-use std::time::Duration;
-
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Database, StoreError, unit};
+use super::StoreError;
 
 /// A claimed row: locked (`FOR UPDATE SKIP LOCKED`) by the transaction that claimed it until
 /// that transaction ends, so no other worker or replica can take it meanwhile.
@@ -35,58 +33,77 @@ pub async fn claim_next(
     .await?)
 }
 
-pub async fn mark_sent(conn: &mut PgConnection, id: i64) -> Result<(), StoreError> {
-    sqlx::query!(
-        "update atomic_signup.confirmation_outbox \
-         set status = 'sent', attempts = attempts + 1, sent_at = now(), last_error = null \
-         where id = $1",
-        id
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
+/// The delivery states of an outbox table (`$table`, a literal): a claimed row is marked sent,
+/// rescheduled after `delay`, or marked failed, each counting its attempt; and the backlog. Both
+/// outboxes have these columns (`crate::store::hook_outbox` uses them too).
+macro_rules! delivery_states {
+    ($table:literal) => {
+        pub async fn mark_sent(
+            conn: &mut sqlx::PgConnection,
+            id: i64,
+        ) -> Result<(), $crate::store::StoreError> {
+            sqlx::query!(
+                "update " + $table + " \
+                 set status = 'sent', attempts = attempts + 1, sent_at = now(), last_error = null \
+                 where id = $1",
+                id
+            )
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
 
-pub async fn reschedule(
-    conn: &mut PgConnection,
-    id: i64,
-    delay: Duration,
-    error: &str,
-) -> Result<(), StoreError> {
-    sqlx::query!(
-        "update atomic_signup.confirmation_outbox \
-         set attempts = attempts + 1, last_error = $2, \
-             next_attempt_at = now() + make_interval(secs => $3) \
-         where id = $1",
-        id,
-        error,
-        delay.as_secs_f64()
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
+        pub async fn reschedule(
+            conn: &mut sqlx::PgConnection,
+            id: i64,
+            delay: std::time::Duration,
+            error: &str,
+        ) -> Result<(), $crate::store::StoreError> {
+            sqlx::query!(
+                "update " + $table + " \
+                 set attempts = attempts + 1, last_error = $2, \
+                     next_attempt_at = now() + make_interval(secs => $3) \
+                 where id = $1",
+                id,
+                error,
+                delay.as_secs_f64()
+            )
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
 
-pub async fn mark_failed(conn: &mut PgConnection, id: i64, error: &str) -> Result<(), StoreError> {
-    sqlx::query!(
-        "update atomic_signup.confirmation_outbox \
-         set status = 'failed', attempts = attempts + 1, failed_at = now(), last_error = $2 \
-         where id = $1",
-        id,
-        error
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
+        pub async fn mark_failed(
+            conn: &mut sqlx::PgConnection,
+            id: i64,
+            error: &str,
+        ) -> Result<(), $crate::store::StoreError> {
+            sqlx::query!(
+                "update " + $table + " \
+                 set status = 'failed', attempts = attempts + 1, failed_at = now(), last_error = $2 \
+                 where id = $1",
+                id,
+                error
+            )
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
 
-/// Pending rows (the outbox backlog gauge, read at each metrics scrape).
-pub async fn pending_count(db: &Database) -> Result<i64, StoreError> {
-    Ok(unit!(db, |conn| {
-        sqlx::query_scalar!(
-        r#"select count(*) as "pending!" from atomic_signup.confirmation_outbox where status = 'pending'"#
-    )
-    .fetch_one(conn)
-    .await
-    })?)
+        /// Pending rows (the backlog gauge, read at each metrics scrape).
+        pub async fn pending_count(
+            db: &$crate::store::Database,
+        ) -> Result<i64, $crate::store::StoreError> {
+            Ok($crate::store::unit!(db, |conn| {
+                sqlx::query_scalar!(
+                    r#"select count(*) as "pending!" from "# + $table + r#" where status = 'pending'"#
+                )
+                .fetch_one(conn)
+                .await
+            })?)
+        }
+    };
 }
+pub(crate) use delivery_states;
+
+delivery_states!("atomic_signup.confirmation_outbox");

@@ -14,7 +14,7 @@
 
 use uuid::Uuid;
 
-use super::{Database, StoreError, unit};
+use super::{Database, QUERY_CANCELED, StoreError, set_local_statement_timeout, unit};
 use crate::domain::NewUser;
 use crate::password::PasswordHash;
 
@@ -64,6 +64,13 @@ pub struct BeforeHook<'a> {
     pub timeout: std::time::Duration,
 }
 
+/// With an `after_user_created` hook: the transaction also queues the hook's call
+/// (`atomic_signup.hook_outbox`, delivered after the commit by `crate::outbox::hook`).
+pub struct AfterHook {
+    /// The client's address, for the hook's `metadata.ip_address`.
+    pub client_ip: Option<std::net::IpAddr>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SignupError {
     #[error("the email address is already registered")]
@@ -106,70 +113,82 @@ impl From<sqlx::Error> for SignupError {
     }
 }
 
-/// Writes `record` in one transaction (see the module's comment); with `hook`, the hook is
-/// called first in the same transaction, and its refusal or failure rolls everything back.
+/// Writes `record` in one transaction (see the module's comment); with `before`, that hook is
+/// called first in the same transaction, and its refusal or failure rolls everything back; with
+/// `after`, the call of that hook is queued in the same transaction.
 pub async fn commit_signup(
     db: &Database,
     record: UserRecord<'_>,
-    hook: Option<BeforeHook<'_>>,
+    before: Option<BeforeHook<'_>>,
+    after: Option<AfterHook>,
 ) -> Result<CreatedUser, SignupError> {
     let started = std::time::Instant::now();
-    let result = match hook {
-        None => unit!(db, |conn| insert(conn, &record).await),
-        Some(hook) => with_hook(db, &record, hook).await,
+    let result = match (before, after) {
+        (None, None) => unit!(db, |conn| insert(conn, &record).await),
+        (before, after) => with_hooks(db, &record, before, after).await,
     };
     metrics::histogram!(crate::observe::SIGNUP_TRANSACTION_DURATION)
         .record(started.elapsed().as_secs_f64());
     result
 }
 
-/// The hook, then the signup, in one transaction.
-async fn with_hook(
+/// The before hook, the signup, and the after hook's queued call, in one transaction.
+async fn with_hooks(
     db: &Database,
     record: &UserRecord<'_>,
-    hook: BeforeHook<'_>,
+    before: Option<BeforeHook<'_>>,
+    after: Option<AfterHook>,
 ) -> Result<CreatedUser, SignupError> {
     let mut tx = db.begin().await.map_err(StoreError::from)?;
     let result = async {
         let conn = tx.conn();
-        set_local_timeout(conn, hook.timeout).await?;
-        let answer: Option<serde_json::Value> =
-            sqlx::query_scalar(&format!("select {}($1::jsonb)", hook.function))
-                .bind(&hook.input)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(|err| match &err {
-                    sqlx::Error::Database(e) if e.code().as_deref() == Some(QUERY_CANCELED) => {
-                        SignupError::HookTimedOut
-                    }
-                    _ if crate::store::is_unavailable(&err) => SignupError::Store(err.into()),
-                    _ => SignupError::HookFailed(err),
-                })?;
-        if let Some((status, message)) = crate::hooks::refusal(answer.as_ref()) {
-            return Err(SignupError::HookRejected { status, message });
+        if let Some(hook) = before {
+            ask_before_hook(conn, hook, db.statement_timeout()).await?;
         }
-        set_local_timeout(conn, db.statement_timeout()).await?;
-        insert(conn, record).await
+        let created = insert(conn, record).await?;
+        if let Some(after) = after {
+            sqlx::query!(
+                "select atomic_signup.enqueue_after_user_created($1, $2)",
+                record.user_id,
+                after.client_ip.map(|ip| ip.to_string()),
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(created)
     }
     .await;
     tx.end(result).await
 }
 
-/// SQLSTATE of a statement cancelled by its statement_timeout.
-const QUERY_CANCELED: &str = "57014";
-
-async fn set_local_timeout(
+/// Calls the before_user_created function under its own statement timeout (then puts the
+/// service's back): a refusal or a failure is an error, which rolls the transaction back.
+async fn ask_before_hook(
     conn: &mut sqlx::PgConnection,
-    timeout: std::time::Duration,
+    hook: BeforeHook<'_>,
+    statement_timeout: std::time::Duration,
 ) -> Result<(), SignupError> {
-    sqlx::query(&format!(
-        "set local statement_timeout = {}",
-        timeout.as_millis()
-    ))
-    .execute(conn)
-    .await
-    .map_err(|e| SignupError::Store(e.into()))?;
-    Ok(())
+    set_local_statement_timeout(conn, hook.timeout)
+        .await
+        .map_err(|e| SignupError::Store(e.into()))?;
+    let answer: Option<serde_json::Value> =
+        sqlx::query_scalar(&format!("select {}($1::jsonb)", hook.function))
+            .bind(&hook.input)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|err| match &err {
+                sqlx::Error::Database(e) if e.code().as_deref() == Some(QUERY_CANCELED) => {
+                    SignupError::HookTimedOut
+                }
+                _ if crate::store::is_unavailable(&err) => SignupError::Store(err.into()),
+                _ => SignupError::HookFailed(err),
+            })?;
+    if let Some((status, message)) = crate::hooks::refusal(answer.as_ref()) {
+        return Err(SignupError::HookRejected { status, message });
+    }
+    set_local_statement_timeout(conn, statement_timeout)
+        .await
+        .map_err(|e| SignupError::Store(e.into()))
 }
 
 /// The signup statement (see the module's comment).

@@ -1,5 +1,6 @@
-//! GoTrue's before_user_created hook as a Postgres function, called inside the signup
-//! transaction (HOOK_BEFORE_USER_CREATED_URI=pg-functions://…).
+//! GoTrue's auth hooks on user creation: before_user_created as a Postgres function inside the
+//! signup transaction and as a signed HTTP call before it; after_user_created through the hook
+//! outbox, delivered after the commit by the hook worker.
 
 use serde_json::{Value, json};
 
@@ -26,14 +27,17 @@ begin
 end
 $$;";
 
+/// `public.<function>` as a hook.
+fn public(function: &str) -> Hook {
+    Hook::PgFunction {
+        schema: "public".into(),
+        function: function.into(),
+    }
+}
+
 async fn app_with_hook() -> TestApp {
     let app = TestApp::builder()
-        .configure(|s| {
-            s.hooks.before_user_created = Some(Hook::PgFunction {
-                schema: "public".into(),
-                function: "before_user_created".into(),
-            })
-        })
+        .configure(|s| s.hooks.before_user_created = Some(public("before_user_created")))
         .spawn()
         .await;
     sqlx::raw_sql(HOOK).execute(&app.db.pool).await.unwrap();
@@ -164,6 +168,8 @@ struct Received {
     email: String,
     verified: bool,
     event: Value,
+    /// The `webhook-id` header.
+    id: String,
 }
 
 type Calls = std::sync::Arc<std::sync::Mutex<Vec<Received>>>;
@@ -201,7 +207,8 @@ fn verifies(headers: &axum::http::HeaderMap, body: &[u8]) -> bool {
 }
 
 /// The receiver: answers by the email's local part (refuse, nocontent, bad, busy: 503 with
-/// Retry-After on its first call, slow: past the 5 s timeout, anything else: 200 `{}`).
+/// Retry-After on its first call, down: 503 without one on its first two calls, slow: past the
+/// 5 s timeout, anything else: 200 `{}`).
 async fn receiver() -> (String, Calls) {
     use axum::response::IntoResponse;
     let calls: Calls = Default::default();
@@ -222,6 +229,11 @@ async fn receiver() -> (String, Calls) {
                             email: email.clone(),
                             verified: verifies(&headers, &body),
                             event,
+                            id: headers
+                                .get("webhook-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_owned(),
                         });
                         earlier
                     };
@@ -239,6 +251,9 @@ async fn receiver() -> (String, Calls) {
                             [("retry-after", "1")],
                         )
                             .into_response(),
+                        "down" if earlier < 2 => {
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+                        }
                         "slow" => {
                             tokio::time::sleep(std::time::Duration::from_secs(8)).await;
                             (json, "{}").into_response()
@@ -347,4 +362,242 @@ async fn an_http_hook_past_its_timeout_or_unreachable_is_503_and_writes_nothing(
     assert_eq!(support::counts(&app.db).await, (0, 0, 0));
     assert_eq!(support::counts(&app2.db).await, (0, 0, 0));
     assert!(!key_exists(&app, "slow").await);
+}
+
+fn secrets() -> Vec<atomic_signup::config::WebhookSecret> {
+    vec![atomic_signup::config::WebhookSecret::parse(SECRET).unwrap()]
+}
+
+/// The after_user_created rows: (email, status, attempts, webhook id), by email.
+async fn after_rows(db: &support::TestDb) -> Vec<(String, String, i32, uuid::Uuid)> {
+    sqlx::query_as(
+        "select u.email, o.status, o.attempts, o.webhook_id from atomic_signup.hook_outbox o \
+         join auth.users u on u.id = o.user_id order by u.email",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+}
+
+async fn all_sent(db: &support::TestDb, expected: usize) -> bool {
+    let rows = after_rows(db).await;
+    rows.len() == expected && rows.iter().all(|r| r.1 == "sent")
+}
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[tokio::test]
+async fn after_user_created_is_told_once_per_user_after_the_commit_signed_with_a_fixed_id() {
+    let (url, calls) = receiver().await;
+    let app = TestApp::builder()
+        .configure(move |s| {
+            s.hooks.after_user_created = Some(Hook::Http {
+                url,
+                secrets: secrets(),
+            })
+        })
+        .spawn()
+        .await;
+    let mut ids = std::collections::BTreeMap::new();
+    for email in [
+        "ok@example.com",
+        "down@example.com",
+        "nocontent@example.com",
+    ] {
+        let (status, body) = status_json(
+            app.keyed_signup(email, &signup_body("Ada", email, "Creator"))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 201, "{email}: {body}");
+        ids.insert(email, body["user_id"].as_str().unwrap().to_owned());
+    }
+    // A replay and a taken email create nobody: nothing more to tell.
+    let res = app
+        .keyed_signup(
+            "ok@example.com",
+            &signup_body("Ada", "ok@example.com", "Creator"),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let res = app
+        .signup(&signup_body("Ada", "ok@example.com", "Creator"))
+        .await;
+    assert_error(res, 409, "email_taken").await;
+    assert!(
+        support::eventually(WAIT, || all_sent(&app.db, 3)).await,
+        "{:#?}",
+        after_rows(&app.db).await
+    );
+    let rows = after_rows(&app.db).await;
+    let received = calls.lock().unwrap().clone();
+    // down@ failed twice (503) and was retried with backoff: three calls, one id.
+    assert_eq!(received.len(), 5, "{received:#?}");
+    assert!(received.iter().all(|c| c.verified), "{received:#?}");
+    for (email, _, attempts, webhook_id) in &rows {
+        let to_this: Vec<&Received> = received.iter().filter(|c| &c.email == email).collect();
+        let expected = if email == "down@example.com" { 3 } else { 1 };
+        assert_eq!(to_this.len(), expected, "{email}: {to_this:#?}");
+        assert_eq!(*attempts, expected as i32, "{email}");
+        for call in to_this {
+            assert_eq!(
+                call.id,
+                webhook_id.to_string(),
+                "{email}: the same id every time"
+            );
+            assert_eq!(call.event["metadata"]["uuid"], webhook_id.to_string());
+            assert_eq!(call.event["metadata"]["name"], "after-user-created");
+            assert_eq!(call.event["user"]["id"], ids[email.as_str()]);
+            assert_eq!(call.event["user"]["email"], email.as_str());
+            assert_eq!(call.event["user"]["app_metadata"]["role"], "Creator");
+            assert_eq!(call.event["user"]["user_metadata"]["name"], "Ada");
+            assert_eq!(call.event["user"]["identities"][0]["provider"], "email");
+            assert!(
+                call.event["user"]["created_at"].is_string(),
+                "{:#}",
+                call.event
+            );
+        }
+    }
+    // The counters are the process's (other tests deliver too): at least this test's.
+    let metrics = app.metrics_text().await;
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        value("atomic_signup_hook_outbox_delivered_total") >= 3.0,
+        "{metrics}"
+    );
+    assert!(
+        value("atomic_signup_hook_outbox_retried_total") >= 2.0,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("atomic_signup_hook_outbox_backlog"),
+        "{metrics}"
+    );
+}
+
+/// The after_user_created function: records each call in public.after_calls; fails the first
+/// call for flaky@… (a sequence counts calls: it is not rolled back with them).
+const AFTER_HOOK: &str = "
+create table public.after_calls (email text not null, event jsonb not null);
+create sequence public.flaky_calls;
+create function public.after_user_created(event jsonb) returns jsonb
+language plpgsql as $$
+begin
+  insert into public.after_calls values (event->'user'->>'email', event);
+  if event->'user'->>'email' like 'flaky@%' and nextval('public.flaky_calls') = 1 then
+    raise exception 'the hook broke once';
+  end if;
+  return '{}';
+end
+$$;";
+
+#[tokio::test]
+async fn a_postgres_after_user_created_function_is_told_exactly_once_and_a_failure_is_retried() {
+    let app = TestApp::builder()
+        .configure(|s| s.hooks.after_user_created = Some(public("after_user_created")))
+        .spawn()
+        .await;
+    sqlx::raw_sql(AFTER_HOOK)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    for email in ["ok@example.com", "flaky@example.com"] {
+        let res = app.signup(&signup_body("Ada", email, "Creator")).await;
+        assert_eq!(res.status(), 201, "{email}");
+    }
+    assert!(
+        support::eventually(WAIT, || all_sent(&app.db, 2)).await,
+        "{:#?}",
+        after_rows(&app.db).await
+    );
+    let recorded: Vec<(String, Value)> =
+        sqlx::query_as("select email, event from public.after_calls order by email")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    // The failed call's write was rolled back with it; the second call's committed with "sent".
+    let emails: Vec<&str> = recorded.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(emails, ["flaky@example.com", "ok@example.com"]);
+    let flaky_calls: i64 = sqlx::query_scalar("select last_value from public.flaky_calls")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(flaky_calls, 2);
+    let rows = after_rows(&app.db).await;
+    assert_eq!(rows[0].2, 2, "flaky: two attempts");
+    assert_eq!(rows[1].2, 1, "ok: one attempt");
+    assert_eq!(recorded[1].1["metadata"]["name"], "after-user-created");
+    assert_eq!(recorded[1].1["metadata"]["uuid"], rows[1].3.to_string());
+}
+
+#[tokio::test]
+async fn two_replicas_tell_the_after_hook_once_per_user() {
+    let (url, calls) = receiver().await;
+    let hook = Hook::Http {
+        url,
+        secrets: secrets(),
+    };
+    let one_hook = hook.clone();
+    let one = TestApp::builder()
+        .configure(move |s| s.hooks.after_user_created = Some(one_hook))
+        .spawn()
+        .await;
+    let two = one
+        .another_instance()
+        .configure(move |s| s.hooks.after_user_created = Some(hook))
+        .spawn()
+        .await;
+    let signups = (0..20).map(|i| {
+        let app = if i % 2 == 0 { &one } else { &two };
+        async move {
+            let email = format!("replica{i}@example.com");
+            app.signup(&signup_body("R", &email, "Creator"))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(signups).await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    assert!(
+        support::eventually(WAIT, || all_sent(&one.db, 20)).await,
+        "{:#?}",
+        after_rows(&one.db).await
+    );
+    let received = calls.lock().unwrap().clone();
+    let ids: std::collections::BTreeSet<&str> = received.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(received.len(), 20, "{received:#?}");
+    assert_eq!(ids.len(), 20, "one id per user, each told once");
+}
+
+#[tokio::test]
+async fn a_signup_that_fails_queues_no_after_hook_call() {
+    let app = TestApp::builder()
+        .configure(|s| {
+            s.hooks.before_user_created = Some(public("before_user_created"));
+            s.hooks.after_user_created = Some(public("after_user_created"));
+        })
+        .spawn()
+        .await;
+    sqlx::raw_sql(HOOK).execute(&app.db.pool).await.unwrap();
+    sqlx::raw_sql(AFTER_HOOK)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let res = app
+        .signup(&signup_body("B", "b@blocked.example", "Creator"))
+        .await;
+    assert_error(res, 403, "hook_rejected").await;
+    let res = app
+        .signup(&signup_body("A", "a@example.com", "Creator"))
+        .await;
+    assert_eq!(res.status(), 201);
+    assert!(support::eventually(WAIT, || all_sent(&app.db, 1)).await);
+    assert_eq!(after_rows(&app.db).await[0].0, "a@example.com");
 }

@@ -307,6 +307,87 @@ async fn the_service_role_cannot_aim_a_confirmation_mail_at_another_user() {
 }
 
 #[tokio::test]
+async fn the_service_role_cannot_forge_an_after_user_created_call() {
+    let app = TestApp::spawn().await;
+    let (status, body) = status_json(
+        app.signup(&signup_body("V", "victim@example.com", "Creator"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let victim = body["user_id"]
+        .as_str()
+        .unwrap()
+        .parse::<uuid::Uuid>()
+        .unwrap();
+    let login = least_privilege_login(&app.db).await;
+    let mut conn = PgConnection::connect_with(&login).await.unwrap();
+    // No row of its own making, and no other user or input in a row.
+    let err = sqlx::query(
+        "insert into atomic_signup.hook_outbox (user_id, hook, webhook_id, input)          values ($1, 'after-user-created', gen_random_uuid(), '{}')",
+    )
+    .bind(victim)
+    .execute(&mut conn)
+    .await
+    .unwrap_err();
+    support::assert_sqlstate(&err, "42501", "insert");
+    for set in [
+        "user_id = user_id",
+        "input = '{}'",
+        "webhook_id = gen_random_uuid()",
+    ] {
+        let err = sqlx::query(&format!("update atomic_signup.hook_outbox set {set}"))
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        support::assert_sqlstate(&err, "42501", set);
+    }
+    // Not for a user that this transaction did not create.
+    let err = sqlx::query("select atomic_signup.enqueue_after_user_created($1, null)")
+        .bind(victim)
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    support::assert_sqlstate(&err, "22023", "an earlier user");
+    // For a user it created: once, with a real address only.
+    let fresh = uuid::Uuid::new_v4();
+    let create = async |tx: &mut PgConnection| {
+        sqlx::query(
+            "select * from atomic_signup.create_user_idempotent($1, 'fresh@example.com', $2, \
+             'Creator', true, '{\"name\": \"F\"}', null, null, null, null)",
+        )
+        .bind(fresh)
+        .bind(PHC)
+        .execute(tx)
+        .await
+        .unwrap();
+    };
+    let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
+    create(&mut tx).await;
+    let err = sqlx::query("select atomic_signup.enqueue_after_user_created($1, '1.2.3.4\n')")
+        .bind(fresh)
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    support::assert_sqlstate(&err, "22023", "a forged address");
+    tx.rollback().await.unwrap();
+    let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
+    create(&mut tx).await;
+    sqlx::query("select atomic_signup.enqueue_after_user_created($1, '::1')")
+        .bind(fresh)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = sqlx::query("select atomic_signup.enqueue_after_user_created($1, '::1')")
+        .bind(fresh)
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    support::assert_sqlstate(&err, "23505", "a second call");
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
 async fn migrate_writes_signup_roles_and_serve_refuses_roles_the_database_lacks() {
     let db = TestDb::migrated().await;
     let url = support::database_url(&db, "postgres", "postgres");

@@ -719,6 +719,7 @@ async fn the_signup_service_answers_created_then_replayed_then_refuses_a_reused_
             lease: Duration::from_secs(30),
         },
         outbox_wake: Default::default(),
+        after_user_created: None,
         rules: settings.signup.clone(),
         policy: SignupPolicy {
             disabled: false,

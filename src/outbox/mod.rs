@@ -7,6 +7,10 @@
 //! locked during the call, so replicas never send the same row twice at once; if the process dies,
 //! the transaction aborts and the row is pending again for the next worker, at once.
 //! Delivery is at least once: a crash between GoTrue's 200 and our commit sends the mail again.
+//!
+//! The after_user_created hook's calls are delivered the same way ([`hook`]).
+
+pub mod hook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,22 +52,8 @@ impl Worker {
     /// Delivers until `shutdown` is cancelled; a delivery under way is finished first.
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!("confirmation outbox worker started");
-        while !shutdown.is_cancelled() {
-            let idle = match self.deliver_one().await {
-                Ok(worked) => !worked,
-                Err(err) => {
-                    tracing::warn!(error = %err, "outbox: database error; will retry");
-                    true
-                }
-            };
-            if idle {
-                tokio::select! {
-                    () = shutdown.cancelled() => {},
-                    () = self.wake.notified() => {},
-                    () = tokio::time::sleep(self.settings.poll_interval) => {},
-                }
-            }
-        }
+        let (wake, poll) = (Arc::clone(&self.wake), self.settings.poll_interval);
+        deliver_until(&shutdown, &wake, poll, || self.deliver_one()).await;
         tracing::info!("confirmation outbox worker stopped");
     }
 
@@ -114,25 +104,82 @@ impl Worker {
         job: &ClaimedConfirmation,
         err: &GoTrueError,
     ) -> Result<(), StoreError> {
-        let attempts = u32::try_from(job.attempts).unwrap_or(0) + 1;
         let error = err.to_string();
-        if attempts >= self.settings.max_attempts {
-            sql::mark_failed(tx, job.id, &error).await?;
-            metrics::counter!(observe::OUTBOX_FAILED).increment(1);
-            tracing::error!(attempts, error = %error, "confirmation email could not be sent; giving up");
-        } else {
-            let delay = match err {
-                GoTrueError::RateLimited {
-                    retry_after: Some(v),
-                    ..
-                } => retry_after_seconds(v).unwrap_or_else(|| self.settings.backoff(attempts)),
-                _ => self.settings.backoff(attempts),
-            };
-            sql::reschedule(tx, job.id, delay, &error).await?;
-            metrics::counter!(observe::OUTBOX_RETRIED).increment(1);
-            tracing::warn!(attempts, retry_in_ms = delay.as_millis() as u64, error = %error, "confirmation email failed; will retry");
+        let retry_after = match err {
+            GoTrueError::RateLimited {
+                retry_after: Some(v),
+                ..
+            } => retry_after_seconds(v),
+            _ => None,
+        };
+        match next_step(&self.settings, job.attempts, retry_after) {
+            NextStep::GiveUp { attempts } => {
+                sql::mark_failed(tx, job.id, &error).await?;
+                metrics::counter!(observe::OUTBOX_FAILED).increment(1);
+                tracing::error!(attempts, error = %error, "confirmation email could not be sent; giving up");
+            }
+            NextStep::RetryIn { attempts, delay } => {
+                sql::reschedule(tx, job.id, delay, &error).await?;
+                metrics::counter!(observe::OUTBOX_RETRIED).increment(1);
+                tracing::warn!(attempts, retry_in_ms = delay.as_millis() as u64, error = %error, "confirmation email failed; will retry");
+            }
         }
         Ok(())
+    }
+}
+
+/// What becomes of a row whose attempt failed (`attempts`: counting this one).
+#[derive(Debug, PartialEq, Eq)]
+enum NextStep {
+    /// OUTBOX_MAX_ATTEMPTS reached: marked failed.
+    GiveUp { attempts: u32 },
+    /// Tried again after `delay`: the receiver's Retry-After, or the backoff.
+    RetryIn { attempts: u32, delay: Duration },
+}
+
+fn next_step(
+    settings: &OutboxSettings,
+    attempts_before: i32,
+    retry_after: Option<Duration>,
+) -> NextStep {
+    let attempts = u32::try_from(attempts_before)
+        .unwrap_or(0)
+        .saturating_add(1);
+    if attempts >= settings.max_attempts {
+        NextStep::GiveUp { attempts }
+    } else {
+        let delay = retry_after.unwrap_or_else(|| settings.backoff(attempts));
+        NextStep::RetryIn { attempts, delay }
+    }
+}
+
+/// Runs `deliver_one` (`Ok(true)`: it handled a row) until `shutdown` is cancelled, at once
+/// again after a row, else when woken or after `poll`; a database error is logged and waited out
+/// like an empty queue.
+async fn deliver_until<F, Fut>(
+    shutdown: &CancellationToken,
+    wake: &Notify,
+    poll: Duration,
+    mut deliver_one: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool, StoreError>>,
+{
+    while !shutdown.is_cancelled() {
+        let idle = match deliver_one().await {
+            Ok(worked) => !worked,
+            Err(err) => {
+                tracing::warn!(error = %err, "outbox: database error; will retry");
+                true
+            }
+        };
+        if idle {
+            tokio::select! {
+                () = shutdown.cancelled() => {},
+                () = wake.notified() => {},
+                () = tokio::time::sleep(poll) => {},
+            }
+        }
     }
 }
 
