@@ -227,3 +227,112 @@ async fn sigkill_mid_load_then_restart_loses_nothing_and_delivers_every_mail() {
     assert_invariants(&db).await;
     restarted.stop().await;
 }
+
+/// One after_user_created call as the receiver got it: its `webhook-id` and the user's id.
+type HookCalls = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A receiver that never answers its first call (the service is killed while it waits) and
+/// answers 204 to every later one.
+async fn holding_receiver() -> (String, HookCalls) {
+    let calls: HookCalls = Default::default();
+    let state = Arc::clone(&calls);
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(
+                |axum::extract::State(calls): axum::extract::State<HookCalls>,
+                 headers: axum::http::HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let id = headers
+                        .get("webhook-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    let user = event["user"]["id"].as_str().unwrap_or("").to_owned();
+                    let first = {
+                        let mut calls = calls.lock().unwrap();
+                        calls.push((id, user));
+                        calls.len() == 1
+                    };
+                    if first {
+                        std::future::pending::<()>().await;
+                    }
+                    axum::http::StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, calls)
+}
+
+/// GoTrue calls its after_user_created hook after the commit, and a crash before the call loses
+/// it. Here the call is queued in the signup's transaction: the service is killed while the
+/// hook holds its first call, and the restarted service makes the call again, with the same
+/// webhook-id, so the receiver can tell it is the same.
+#[tokio::test]
+async fn sigkill_while_the_after_hook_is_called_then_restart_delivers_it() {
+    let db = TestDb::migrated().await;
+    let double = GoTrueDouble::start(db.pool.clone()).await;
+    let (url, calls) = holding_receiver().await;
+    let start = || async {
+        let mut command =
+            support::service_binary(&support::database_url(&db, "postgres", "postgres"));
+        command
+            .env("GOTRUE_URL", &double.url)
+            .env("SUPABASE_ANON_KEY", ANON_KEY)
+            .env("ARGON2_MEMORY_KIB", "1024")
+            .env("ARGON2_ITERATIONS", "1")
+            .env("REQUIRE_EMAIL_CONFIRMATION", "false")
+            .env("OUTBOX_POLL_INTERVAL_MS", "50")
+            .env("HOOK_AFTER_USER_CREATED_ENABLED", "true")
+            .env("HOOK_AFTER_USER_CREATED_URI", &url)
+            .env(
+                "HOOK_AFTER_USER_CREATED_SECRETS",
+                "v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            );
+        ServiceProcess::start(command).await
+    };
+    let mut service = start().await;
+    let res = support::http_client()
+        .post(format!("{}/api/auth/signup", service.base))
+        .json(&signup_body("Hooked", "hooked@example.com", "Creator"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    let user_id = body["user_id"].as_str().unwrap().to_owned();
+    let called = || async { !calls.lock().unwrap().is_empty() };
+    assert!(
+        eventually(Duration::from_secs(30), called).await,
+        "the hook was called:\n{}",
+        service.logs()
+    );
+    service.signal(libc::SIGKILL);
+    service.exited().await;
+    // The call was never answered: the row is still pending, for the next worker.
+    let status = || async {
+        sqlx::query_scalar::<_, String>("select status from atomic_signup.hook_outbox")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(status().await, "pending");
+
+    let restarted = start().await;
+    let sent = || async { status().await == "sent" };
+    assert!(
+        eventually(Duration::from_secs(30), sent).await,
+        "delivered after the restart:\n{}",
+        restarted.logs()
+    );
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0], calls[1], "the same webhook-id and user, twice");
+    assert_eq!(calls[0].1, user_id);
+    assert_invariants(&db).await;
+}
