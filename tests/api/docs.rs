@@ -358,3 +358,66 @@ fn the_configuration_table_env_example_and_the_code_name_the_same_variables() {
         );
     }
 }
+
+/// docs/api.md's SQL for the after_user_created outbox runs as written: it finds a call that
+/// failed, and sends it again (the row is pending, and the hook is called again).
+#[tokio::test]
+async fn the_after_hook_sql_in_the_docs_finds_and_resends_a_failed_call() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md"))
+        .expect("docs/api.md");
+    let sql = blocks(&text)
+        .into_iter()
+        .find(|(language, lines)| {
+            language == "sql" && lines.iter().any(|l| l.contains("hook_outbox"))
+        })
+        .expect("an sql block about atomic_signup.hook_outbox")
+        .1
+        .join("\n");
+    let (select, update) = sql.split_once(";\n").expect("a select, then an update");
+    // A hook nobody listens at, tried once: the call fails.
+    let app = TestApp::builder()
+        .configure(|s| {
+            s.outbox.max_attempts = 1;
+            s.hooks.after_user_created = Some(atomic_signup::config::Hook::Http {
+                url: format!("http://127.0.0.1:{}/hook", support::closed_port()),
+                secrets: vec![
+                    atomic_signup::config::WebhookSecret::parse(
+                        "v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                    )
+                    .unwrap(),
+                ],
+            })
+        })
+        .spawn()
+        .await;
+    let res = app
+        .signup(&support::signup_body("F", "failed@example.com", "Creator"))
+        .await;
+    assert_eq!(res.status(), 201);
+    let failed = || async {
+        let rows: Vec<(String, String, i32, Option<String>)> = sqlx::query_as(select)
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+        rows.first().is_some_and(|r| r.1 == "failed")
+    };
+    assert!(support::eventually(std::time::Duration::from_secs(30), failed).await);
+    let rows: Vec<(String, String, i32, Option<String>)> = sqlx::query_as(select)
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].0.as_str(), rows[0].2), ("failed@example.com", 1));
+    assert!(rows[0].3.is_some(), "the error is kept");
+    let resent = sqlx::raw_sql(update).execute(&app.db.pool).await.unwrap();
+    assert_eq!(resent.rows_affected(), 1);
+    // Sent again: the worker takes it and fails once more (still nobody listening).
+    let attempts = || async {
+        sqlx::query_scalar::<_, i32>("select attempts from atomic_signup.hook_outbox")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap()
+            == 2
+    };
+    assert!(support::eventually(std::time::Duration::from_secs(30), attempts).await);
+}
