@@ -210,10 +210,18 @@ fn verifies(headers: &axum::http::HeaderMap, body: &[u8]) -> bool {
 /// Retry-After on its first call, down: 503 without one on its first two calls, slow: past the
 /// 5 s timeout, anything else: 200 `{}`).
 async fn receiver() -> (String, Calls) {
-    use axum::response::IntoResponse;
     let calls: Calls = Default::default();
-    let state = std::sync::Arc::clone(&calls);
-    let app = axum::Router::new()
+    let app = receiver_router(std::sync::Arc::clone(&calls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, calls)
+}
+
+/// The receiver's routes (see [`receiver`]), recording into `state`.
+fn receiver_router(state: Calls) -> axum::Router {
+    use axum::response::IntoResponse;
+    axum::Router::new()
         .route(
             "/hook",
             axum::routing::post(
@@ -263,11 +271,7 @@ async fn receiver() -> (String, Calls) {
                 },
             ),
         )
-        .with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, calls)
+        .with_state(state)
 }
 
 async fn app_with_http_hook(url: String) -> TestApp {
@@ -600,4 +604,54 @@ async fn a_signup_that_fails_queues_no_after_hook_call() {
     assert_eq!(res.status(), 201);
     assert!(support::eventually(WAIT, || all_sent(&app.db, 1)).await);
     assert_eq!(after_rows(&app.db).await[0].0, "a@example.com");
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_down_gets_the_after_hook_call_when_it_comes_back() {
+    // Down: its port takes connections and closes them unanswered, until `up` is sent.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (up, mut came_up) = tokio::sync::oneshot::channel::<()>();
+    let calls: Calls = Default::default();
+    let router = receiver_router(std::sync::Arc::clone(&calls));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => drop(accepted),
+                _ = &mut came_up => break,
+            }
+        }
+        axum::serve(listener, router).await
+    });
+    let app = TestApp::builder()
+        .configure(move |s| {
+            s.hooks.after_user_created = Some(Hook::Http {
+                url,
+                secrets: secrets(),
+            })
+        })
+        .spawn()
+        .await;
+    let res = app
+        .signup(&signup_body("D", "later@example.com", "Creator"))
+        .await;
+    assert_eq!(res.status(), 201, "the answer does not wait for the hook");
+    let failed_once = || async {
+        after_rows(&app.db)
+            .await
+            .first()
+            .is_some_and(|r| r.1 == "pending" && r.2 >= 1)
+    };
+    assert!(support::eventually(WAIT, failed_once).await);
+    assert!(calls.lock().unwrap().is_empty());
+    up.send(()).unwrap();
+    assert!(
+        support::eventually(WAIT, || all_sent(&app.db, 1)).await,
+        "{:#?}",
+        after_rows(&app.db).await
+    );
+    let received = calls.lock().unwrap().clone();
+    assert_eq!(received.len(), 1, "{received:#?}");
+    assert!(received[0].verified);
+    assert_eq!(received[0].id, after_rows(&app.db).await[0].3.to_string());
 }
