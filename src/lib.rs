@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod observe;
 pub mod outbox;
 pub mod password;
+pub mod repair;
 pub mod routes;
 pub mod server;
 pub mod signup;

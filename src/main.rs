@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use atomic_signup::cli::{Cli, Command};
 use atomic_signup::config::{DatabaseSettings, GoTrueSettings, HookSettings, Settings};
-use atomic_signup::{check, config, healthcheck, startup, store, telemetry};
+use atomic_signup::{check, config, healthcheck, repair, startup, store, telemetry};
 use clap::Parser;
 
 #[tokio::main]
@@ -13,8 +13,8 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Check { .. }) => telemetry::init_on_stderr(),
+    match &cli.command {
+        Some(Command::Check { .. } | Command::Repair { .. }) => telemetry::init_on_stderr(),
         _ => telemetry::init(),
     }
 
@@ -22,6 +22,29 @@ async fn main() -> ExitCode {
         Command::Serve => serve().await,
         Command::Migrate => migrate().await,
         Command::Check { json } => return check(json).await,
+        Command::Repair {
+            apply,
+            json,
+            default_role,
+            skip_invalid,
+            set,
+            delete_unconfirmed_older_than,
+        } => {
+            let options = repair_options(
+                apply,
+                default_role,
+                skip_invalid,
+                &set,
+                delete_unconfirmed_older_than.as_deref(),
+            );
+            return match options {
+                Ok(options) => repair(options, json).await,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Healthcheck => healthcheck().await,
     };
     match result {
@@ -50,22 +73,28 @@ async fn healthcheck() -> Result<(), String> {
     healthcheck::run(bind).await
 }
 
-async fn migrate() -> Result<(), String> {
-    let database = DatabaseSettings::from_env().map_err(|e| e.to_string())?;
-    let roles = config::signup_roles_from_env().map_err(|e| e.to_string())?;
-    let (profile, profile_table) = config::profile_from_env().map_err(|e| e.to_string())?;
+/// One direct, privileged connection for `migrate` and `repair`: MIGRATE_DATABASE_URL, else
+/// DATABASE_URL, refused when it goes through a transaction pooler.
+async fn operator_pool(database: &DatabaseSettings) -> Result<sqlx::PgPool, String> {
     let url = database.migration_url()?;
     // A transaction pooler on another port than Supabase's, or not declared: found by probing,
-    // before the advisory lock is taken.
+    // before anything is changed.
     let pooled = store::pooler::behind_transaction_pooler(&url.connect_options())
         .await
         .map_err(|e| format!("cannot connect to the database: {e}"))?;
     if pooled {
         return Err(database.refuse_migration("the URL goes through a transaction pooler"));
     }
-    let pool = DatabaseSettings::connect_one(url)
+    DatabaseSettings::connect_one(url)
         .await
-        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+        .map_err(|e| format!("cannot connect to the database: {e}"))
+}
+
+async fn migrate() -> Result<(), String> {
+    let database = DatabaseSettings::from_env().map_err(|e| e.to_string())?;
+    let roles = config::signup_roles_from_env().map_err(|e| e.to_string())?;
+    let (profile, profile_table) = config::profile_from_env().map_err(|e| e.to_string())?;
+    let pool = operator_pool(&database).await?;
     store::migrate(&pool)
         .await
         .map_err(|e| format!("migration failed: {e}"))?;
@@ -117,6 +146,98 @@ async fn check(json: bool) -> ExitCode {
         print!("{}", report.text());
     }
     if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn repair_options(
+    apply: bool,
+    default_role: Option<String>,
+    skip_invalid: bool,
+    set: &[String],
+    delete_unconfirmed_older_than: Option<&str>,
+) -> Result<repair::RepairOptions, String> {
+    Ok(repair::RepairOptions {
+        apply,
+        default_role,
+        skip_invalid,
+        set: set
+            .iter()
+            .map(|s| repair::parse_set(s).map_err(|e| format!("--set {e}")))
+            .collect::<Result<_, _>>()?,
+        delete_unconfirmed_older_than: delete_unconfirmed_older_than
+            .map(|d| {
+                repair::parse_duration(d)
+                    .map_err(|e| format!("--delete-unconfirmed-older-than {e}"))
+            })
+            .transpose()?,
+    })
+}
+
+/// Prints the report on stdout (progress on stderr when it is a terminal); 0 when nothing is
+/// (left) to do, 1 otherwise.
+async fn repair(options: repair::RepairOptions, json: bool) -> ExitCode {
+    let result = async {
+        let database = DatabaseSettings::from_env().map_err(|e| e.to_string())?;
+        let roles = config::signup_roles_from_env().map_err(|e| e.to_string())?;
+        let (schema, table) = config::profile_from_env().map_err(|e| e.to_string())?;
+        let pool = operator_pool(&database).await?;
+        // The fields must be the ones `migrate` wrote, or the profiles would miss some.
+        let problems = store::profile_columns::check(
+            &store::Database::from_operator_pool(pool.clone(), database.statement_timeout),
+            &table,
+            &schema,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if !problems.is_empty() {
+            return Err(format!(
+                "the profile schema (PROFILE_SCHEMA_PATH, PROFILE_TABLE) does not fit the \
+                 database: {}; run `atomic-signup migrate` with this configuration first",
+                problems.join("; ")
+            ));
+        }
+        let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
+        let rules = repair::Rules {
+            schema: &schema,
+            table: &table,
+            roles: &roles,
+            options: &options,
+        };
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        repair::run(&mut conn, &rules, |done, total| {
+            if terminal && (done % 100 == 0 || done == total) {
+                eprint!("\r{done}/{total} orphans handled");
+                if done == total {
+                    eprintln!();
+                }
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())
+    }
+    .await;
+    let report = match result {
+        Ok(report) => report,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(err) => {
+                eprintln!("error: cannot write the report: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", report.text());
+    }
+    if report.nothing_left() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -10,9 +10,11 @@ select
   -- profiles without an auth user
   (select count(*) from public.profiles p
     where not exists (select 1 from auth.users u where u.id = p.id)) as profiles_without_user,
-  -- auth users without their email identity (provider_id = the user id as text)
+  -- email users without their email identity (provider_id = the user id as text); users of
+  -- another provider (OAuth, as GoTrue creates them) have that provider's identity instead
   (select count(*) from auth.users u
-    where not exists (select 1 from auth.identities i
+    where coalesce(u.raw_app_meta_data ->> 'provider', 'email') = 'email'
+      and not exists (select 1 from auth.identities i
                       where i.user_id = u.id and i.provider = 'email' and i.provider_id = u.id::text))
     as users_without_identity,
   -- identities without a user

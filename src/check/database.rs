@@ -208,8 +208,10 @@ pub(super) async fn orphans(db: &Database, table: &ProfileTable) -> Check {
                         o.confirmed,
                         o.logged_in
                     ),
-                    "give each a profile (insert into the profile table) or delete the auth user; \
-                     users made in the dashboard with a password are counted here too",
+                    "run `atomic-signup repair` to list them and what it would do, then \
+                     `atomic-signup repair --apply` to give each a profile (or, with \
+                     --delete-unconfirmed-older-than, to delete abandoned ones); users made in \
+                     the dashboard with a password are counted here too",
                 )
                 .with(details)
             }

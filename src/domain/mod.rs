@@ -15,7 +15,7 @@ mod validation;
 pub use credentials::Credentials;
 pub use email::Email;
 pub use idempotency_key::{FingerprintSecret, IdempotencyKey, MAX_KEY_LEN, MIN_SECRET_BYTES};
-pub use name::DisplayName;
+pub use name::{DisplayName, MAX_NAME_CHARS};
 pub use new_user::{NewUser, SignupForm};
 pub use password::Password;
 pub use profile::{

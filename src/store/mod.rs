@@ -7,6 +7,7 @@ pub mod outbox;
 pub mod pooler;
 pub mod profile_columns;
 pub mod profiles;
+pub mod repair;
 pub mod schema_check;
 pub mod signup;
 pub mod signup_roles;
@@ -38,6 +39,16 @@ impl Database {
             per_transaction_timeout: (settings.pool_mode == PoolMode::Transaction)
                 .then_some(settings.statement_timeout),
             statement_timeout: settings.statement_timeout,
+        }
+    }
+
+    /// A [`Database`] on an operator command's own pool (`repair`: a direct connection, session
+    /// mode).
+    pub fn from_operator_pool(pool: PgPool, statement_timeout: Duration) -> Self {
+        Self {
+            pool,
+            per_transaction_timeout: None,
+            statement_timeout,
         }
     }
 

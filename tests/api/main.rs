@@ -25,6 +25,7 @@ mod outbox;
 mod pooler;
 mod profile;
 mod protections;
+mod repair;
 mod security;
 mod signup;
 mod surface;
