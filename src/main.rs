@@ -134,8 +134,14 @@ async fn check(json: bool) -> ExitCode {
         }
     };
     let report = check::run(&database, gotrue.as_ref(), (&profile.0, &profile.1), &hooks).await;
+    print_report(json, &report, report.text(), report.ok)
+}
+
+/// Prints an operator command's report (`--json`: one JSON document) on stdout; exit status 0
+/// when `fine`, else 1.
+fn print_report(json: bool, report: &impl serde::Serialize, text: String, fine: bool) -> ExitCode {
     if json {
-        match serde_json::to_string_pretty(&report) {
+        match serde_json::to_string_pretty(report) {
             Ok(text) => println!("{text}"),
             Err(err) => {
                 eprintln!("error: cannot write the report: {err}");
@@ -143,9 +149,9 @@ async fn check(json: bool) -> ExitCode {
             }
         }
     } else {
-        print!("{}", report.text());
+        print!("{text}");
     }
-    if report.ok {
+    if fine {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -226,20 +232,5 @@ async fn repair(options: repair::RepairOptions, json: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(text) => println!("{text}"),
-            Err(err) => {
-                eprintln!("error: cannot write the report: {err}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        print!("{}", report.text());
-    }
-    if report.nothing_left() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    print_report(json, &report, report.text(), report.nothing_left())
 }

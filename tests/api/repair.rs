@@ -204,7 +204,12 @@ async fn fifty_orphans_are_listed_then_given_their_profiles_then_nothing_is_left
     let listed = &report["orphans"][2];
     assert_eq!(listed["email"], "orphan02@example.com");
     assert_eq!(listed["action"], "skip");
-    assert!(listed["reason"].as_str().unwrap().contains("--default-role"));
+    assert!(
+        listed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--default-role")
+    );
     let (_, report, _) = repair(&db, &["--default-role", "Creator"]).await;
     let listed = &report["orphans"][2];
     assert_eq!(listed["action"], "create_profile", "{listed:#}");
@@ -478,4 +483,72 @@ async fn a_required_field_without_default_is_reported_or_given_with_set() {
     .await
     .unwrap();
     assert_eq!(row, ("fields_1".to_owned(), "pro".to_owned(), false));
+}
+
+/// docs/operations.md's repair commands, run in order on a project with orphans, as written:
+/// each runs (exit 0 or 1, never a usage error), and after them no orphan is left.
+#[tokio::test]
+async fn the_repair_commands_in_the_docs_run_as_written() {
+    let db = TestDb::migrated().await;
+    for (email, age_days, confirmed) in [
+        ("kept@example.com", 1, true),
+        ("abandoned@example.com", 40, false),
+    ] {
+        GoTrueUser {
+            email,
+            age_days,
+            confirmed,
+            ..Default::default()
+        }
+        .insert(&db)
+        .await;
+    }
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
+        .unwrap();
+    let section = text
+        .find("## Adopting on an existing project")
+        .expect("the repair section");
+    let start = section
+        + text[section..]
+            .find("```sh\n")
+            .expect("the repair section's commands");
+    let block = &text[start + "```sh\n".len()..];
+    let block = &block[..block.find("```").unwrap()];
+    let url = support::database_url(&db, db.options.get_username(), "postgres");
+    let mut ran = 0;
+    for line in block.lines() {
+        let command = line.split(" #").next().unwrap().trim();
+        let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+        assert_eq!(
+            command.split_whitespace().next(),
+            Some("atomic-signup"),
+            "{line}"
+        );
+        let out = support::run_binary(
+            &args,
+            &[
+                ("DATABASE_URL", url.as_str()),
+                ("SIGNUP_ROLES", "Creator,Brand"),
+            ],
+        )
+        .await;
+        let code = out.status.code().unwrap();
+        assert!(
+            code == 0 || code == 1,
+            "{command}: {code}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.stdout.is_empty(), "{command} printed its report");
+        ran += 1;
+    }
+    assert_eq!(ran, 5);
+    assert_eq!(orphan_count(&db).await, 0);
+    assert_eq!(
+        profiles(&db)
+            .await
+            .into_iter()
+            .map(|r| r.0)
+            .collect::<Vec<_>>(),
+        ["kept@example.com"]
+    );
 }
