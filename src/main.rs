@@ -94,6 +94,7 @@ async fn migrate() -> Result<(), String> {
     let database = DatabaseSettings::from_env().map_err(|e| e.to_string())?;
     let roles = config::signup_roles_from_env().map_err(|e| e.to_string())?;
     let (profile, profile_table) = config::profile_from_env().map_err(|e| e.to_string())?;
+    let external = config::external_users_from_env(&roles).map_err(|e| e.to_string())?;
     let pool = operator_pool(&database).await?;
     store::migrate(&pool)
         .await
@@ -111,7 +112,22 @@ async fn migrate() -> Result<(), String> {
                  and atomic_signup.profile_columns: {e}"
             )
         })?;
-    tracing::info!(roles = ?roles.names(), "migrations applied; signup roles and profile fields written");
+    // Profiles for users GoTrue creates itself (PROFILE_FOR_EXTERNAL_USERS): the trigger's switch.
+    let defaults: serde_json::Map<String, serde_json::Value> = profile
+        .fields()
+        .iter()
+        .filter_map(|f| Some((f.name.clone(), f.default.clone()?)))
+        .collect();
+    store::external_users::write(&pool, external.as_deref().map(|role| (role, &defaults)))
+        .await
+        .map_err(|e| {
+            format!("cannot write PROFILE_FOR_EXTERNAL_USERS into atomic_signup.external_user_profiles: {e}")
+        })?;
+    tracing::info!(
+        roles = ?roles.names(),
+        profile_for_external_users = external.is_some(),
+        "migrations applied; signup roles, profile fields and the external users' switch written"
+    );
     Ok(())
 }
 

@@ -223,6 +223,33 @@ pub(super) async fn orphans(db: &Database, table: &ProfileTable) -> Check {
     }
 }
 
+/// Whether users that GoTrue creates itself get a profile from the database's trigger
+/// (PROFILE_FOR_EXTERNAL_USERS, as `migrate` last wrote it): said either way, never a problem.
+pub(super) async fn external_users(db: &Database) -> Check {
+    match crate::store::external_users::read(db).await {
+        Ok(Some(role)) => Check::ok(
+            "external_users",
+            format!(
+                "on: users that GoTrue creates itself (OAuth, invites, magic links, the \
+                 dashboard) get a profile in the same transaction (role {role} when their app \
+                 metadata names none of SIGNUP_ROLES)"
+            ),
+        )
+        .with(json!({"enabled": true, "default_role": role})),
+        Ok(None) => Check::ok(
+            "external_users",
+            "off: users that GoTrue creates itself get no profile from this service \
+             (PROFILE_FOR_EXTERNAL_USERS=true with `migrate` switches it on)",
+        )
+        .with(json!({"enabled": false})),
+        Err(err) => Check::skipped(
+            "external_users",
+            format!("could not be read: {err}"),
+            "run `atomic-signup migrate`, or check with the role migrate uses",
+        ),
+    }
+}
+
 pub(super) async fn role_metadata(db: &Database, table: &ProfileTable) -> Check {
     match inspect::roles_only_in_user_metadata(db, table).await {
         Ok(Inspect::Answer(0)) => Check::ok(

@@ -162,6 +162,7 @@ pub async fn run(
     checks.push(gotrue::gotrue_migrations(&db).await);
     checks.push(gotrue::gotrue_health(gotrue).await);
     checks.push(database::orphans(&db, profile.1).await);
+    checks.push(database::external_users(&db).await);
     checks.push(database::role_metadata(&db, profile.1).await);
     finish(checks)
 }

@@ -37,7 +37,8 @@ pub use idempotency::IdempotencySettings;
 pub use outbox::OutboxSettings;
 pub use parse::Lookup;
 pub use signup::{
-    profile_from_env, profile_schema, profile_table, signup_roles, signup_roles_from_env,
+    external_users, external_users_from_env, profile_from_env, profile_schema, profile_table,
+    signup_roles, signup_roles_from_env,
 };
 
 use crate::domain::SignupRules;

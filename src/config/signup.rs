@@ -97,6 +97,30 @@ pub fn profile_from_env() -> Result<(ProfileSchema, ProfileTable), ConfigError> 
     Ok((profile_schema(&env_lookup)?, profile_table(&env_lookup)?))
 }
 
+/// PROFILE_FOR_EXTERNAL_USERS (`migrate`): `Some(role)` when users created outside the service
+/// get a profile from the database's trigger, with `role` (PROFILE_FOR_EXTERNAL_USERS_ROLE, one
+/// of `roles`; by default the first) for those whose app metadata names none of `roles`.
+pub fn external_users(get: &Lookup<'_>, roles: &RoleSet) -> Result<Option<String>, ConfigError> {
+    if !parse_or(get, "PROFILE_FOR_EXTERNAL_USERS", false, parse_bool)? {
+        return Ok(None);
+    }
+    let role = parse_opt(get, "PROFILE_FOR_EXTERNAL_USERS_ROLE", |v| {
+        roles.parse_role(v.trim()).map(|r| r.as_str().to_owned())
+    })?;
+    match role.or_else(|| roles.names().first().cloned()) {
+        Some(role) => Ok(Some(role)),
+        None => Err(ConfigError::Invalid {
+            name: "PROFILE_FOR_EXTERNAL_USERS_ROLE",
+            reason: "SIGNUP_ROLES names no role".to_owned(),
+        }),
+    }
+}
+
+/// [`external_users`] from the process environment.
+pub fn external_users_from_env(roles: &RoleSet) -> Result<Option<String>, ConfigError> {
+    external_users(&env_lookup, roles)
+}
+
 /// PASSWORD_MIN_LENGTH and PASSWORD_REQUIRED_CHARACTERS (GoTrue's policy variables).
 fn password_policy(get: &Lookup<'_>) -> Result<PasswordPolicy, ConfigError> {
     Ok(PasswordPolicy {

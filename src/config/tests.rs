@@ -383,3 +383,42 @@ fn non_postgres_urls_are_refused() {
     let err = settings(&[("DATABASE_URL", "mysql://a:b@c/d")]).unwrap_err();
     assert!(err.to_string().starts_with("DATABASE_URL is invalid"));
 }
+
+#[test]
+fn profiles_for_external_users_are_off_unless_asked_and_take_a_signup_role() {
+    let roles = crate::domain::RoleSet::parse_list("Creator,Brand").unwrap();
+    let external = |vars: &[(&str, &str)]| {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        external_users(&move |k| map.get(k).cloned(), &roles)
+    };
+    assert_eq!(external(&[]), Ok(None));
+    assert_eq!(
+        external(&[("PROFILE_FOR_EXTERNAL_USERS", "false")]),
+        Ok(None)
+    );
+    assert_eq!(
+        external(&[("PROFILE_FOR_EXTERNAL_USERS", "true")]),
+        Ok(Some("Creator".to_owned())),
+        "the first of SIGNUP_ROLES"
+    );
+    assert_eq!(
+        external(&[
+            ("PROFILE_FOR_EXTERNAL_USERS", "true"),
+            ("PROFILE_FOR_EXTERNAL_USERS_ROLE", "Brand")
+        ]),
+        Ok(Some("Brand".to_owned()))
+    );
+    let err = external(&[
+        ("PROFILE_FOR_EXTERNAL_USERS", "true"),
+        ("PROFILE_FOR_EXTERNAL_USERS_ROLE", "Admin"),
+    ])
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("PROFILE_FOR_EXTERNAL_USERS_ROLE is invalid"),
+        "{err}"
+    );
+}

@@ -1,6 +1,7 @@
 //! SQL only. Nothing outside this module writes SQL.
 
 pub mod catalog;
+pub mod external_users;
 pub mod hook_outbox;
 pub mod inspect;
 pub mod outbox;

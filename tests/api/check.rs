@@ -147,6 +147,7 @@ async fn a_healthy_project_passes_every_check_and_check_changes_nothing() {
         "gotrue_migrations",
         "gotrue",
         "orphans",
+        "external_users",
         "role_metadata",
     ] {
         assert_eq!(status(&report, name), "ok", "{name}: {report:#}");
@@ -163,7 +164,7 @@ async fn a_healthy_project_passes_every_check_and_check_changes_nothing() {
     assert!(out.status.success(), "{text}");
     assert_eq!(
         text.lines().filter(|l| l.starts_with("ok ")).count(),
-        11,
+        12,
         "{text}"
     );
     assert!(text.ends_with("all checks hold\n"), "{text}");

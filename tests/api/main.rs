@@ -15,6 +15,7 @@ mod support;
 mod check;
 mod cors;
 mod docs;
+mod external_users;
 mod hooks;
 mod idempotency;
 mod login;

@@ -9,14 +9,14 @@ use crate::support::{self, TestApp, TestDb, assert_invariants, signup_body};
 
 /// An auth user as GoTrue writes one (its `/signup`, or an OAuth sign-in for another
 /// `provider`), with its identity; `age_days` old, confirmed or not, signed in or not.
-struct GoTrueUser<'a> {
-    email: &'a str,
-    provider: &'a str,
-    confirmed: bool,
-    signed_in: bool,
-    age_days: i32,
-    user_metadata: Value,
-    app_metadata: Value,
+pub(crate) struct GoTrueUser<'a> {
+    pub email: &'a str,
+    pub provider: &'a str,
+    pub confirmed: bool,
+    pub signed_in: bool,
+    pub age_days: i32,
+    pub user_metadata: Value,
+    pub app_metadata: Value,
 }
 
 impl Default for GoTrueUser<'_> {
@@ -34,7 +34,13 @@ impl Default for GoTrueUser<'_> {
 }
 
 impl GoTrueUser<'_> {
-    async fn insert(self, db: &TestDb) -> Uuid {
+    pub async fn insert(self, db: &TestDb) -> Uuid {
+        let mut conn = db.pool.acquire().await.unwrap();
+        self.insert_on(&mut conn).await
+    }
+
+    /// Inserts on `conn` (in its transaction, as its role, if it has one).
+    pub async fn insert_on(self, conn: &mut sqlx::PgConnection) -> Uuid {
         let id = Uuid::new_v4();
         let mut app_metadata = json!({"provider": self.provider, "providers": [self.provider]});
         if let (Some(meta), Some(extra)) =
@@ -58,7 +64,7 @@ impl GoTrueUser<'_> {
         .bind(&app_metadata)
         .bind(&self.user_metadata)
         .bind(self.age_days)
-        .execute(&db.pool)
+        .execute(&mut *conn)
         .await
         .unwrap();
         sqlx::query(
@@ -70,7 +76,7 @@ impl GoTrueUser<'_> {
         .bind(id)
         .bind(self.email)
         .bind(self.provider)
-        .execute(&db.pool)
+        .execute(&mut *conn)
         .await
         .unwrap();
         id
@@ -96,7 +102,9 @@ async fn repair(db: &TestDb, args: &[&str]) -> (i32, Value, String) {
 }
 
 /// Each user's profile (name, role) and app metadata role, by email.
-async fn profiles(db: &TestDb) -> Vec<(String, Option<String>, Option<String>, Option<String>)> {
+pub(crate) async fn profiles(
+    db: &TestDb,
+) -> Vec<(String, Option<String>, Option<String>, Option<String>)> {
     sqlx::query_as(
         "select u.email::text, p.name, p.role, u.raw_app_meta_data ->> 'role' \
          from auth.users u left join public.profiles p on p.id = u.id order by u.email",
@@ -119,7 +127,7 @@ async fn fingerprint(db: &TestDb) -> String {
     .unwrap()
 }
 
-async fn orphan_count(db: &TestDb) -> i64 {
+pub(crate) async fn orphan_count(db: &TestDb) -> i64 {
     sqlx::query_scalar(
         "select count(*) from auth.users u \
          where not exists (select 1 from public.profiles p where p.id = u.id)",
