@@ -60,6 +60,7 @@ impl CaptchaVerifier {
     }
 
     /// `Ok` only when the provider said `success: true` for `token`.
+    #[tracing::instrument(name = "captcha", skip_all, fields(otel.kind = "client"))]
     pub async fn verify(&self, token: &str, client_ip: Option<IpAddr>) -> Result<(), CaptchaError> {
         let ip = client_ip.map(|ip| ip.to_string()).unwrap_or_default();
         let form = [

@@ -84,11 +84,16 @@ impl GoTrueClient {
         })
     }
 
+    /// A POST to GoTrue, with the current trace's `traceparent` when tracing is on (GoTrue
+    /// continues the trace when its own tracing is on).
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        let mut trace = reqwest::header::HeaderMap::new();
+        crate::traces::inject_current(&mut trace);
         self.http
             .post(format!("{}{path}", self.base_url))
             .header("apikey", self.anon_key.expose_secret())
             .header("X-Supabase-Api-Version", API_VERSION)
+            .headers(trace)
     }
 
     /// Times `call` as GoTrue request `endpoint`, labelled with its outcome.
@@ -96,8 +101,16 @@ impl GoTrueClient {
         endpoint: &'static str,
         call: impl std::future::Future<Output = Result<T, GoTrueError>>,
     ) -> Result<T, GoTrueError> {
+        use tracing::Instrument as _;
         let started = std::time::Instant::now();
-        let result = call.await;
+        // A client span per call (its traceparent goes to GoTrue: `post`).
+        let span = tracing::info_span!(
+            "gotrue",
+            otel.name = %format!("gotrue {endpoint}"),
+            otel.kind = "client",
+            gotrue.endpoint = endpoint,
+        );
+        let result = call.instrument(span).await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(GoTrueError::InvalidCredentials) => "invalid_credentials",

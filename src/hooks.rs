@@ -83,6 +83,7 @@ impl HttpHook {
         self.call_with_id(input, Some(id)).await
     }
 
+    #[tracing::instrument(name = "auth_hook", skip_all, fields(otel.kind = "client"))]
     async fn call_with_id(
         &self,
         input: &serde_json::Value,

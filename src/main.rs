@@ -63,9 +63,13 @@ async fn serve() -> Result<(), String> {
     let app = startup::Application::build(settings)
         .await
         .map_err(|e| format!("cannot start: {e}"))?;
-    app.run_until_stopped()
+    let served = app
+        .run_until_stopped()
         .await
-        .map_err(|e| format!("server failed: {e}"))
+        .map_err(|e| format!("server failed: {e}"));
+    // The spans still queued go to the collector, within a short flush.
+    atomic_signup::traces::shutdown().await;
+    served
 }
 
 async fn healthcheck() -> Result<(), String> {

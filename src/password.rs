@@ -10,7 +10,7 @@
 //! ([`HashError::Overloaded`], answered 503) instead of queueing without limit.
 
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{Output, SaltString};
@@ -50,7 +50,15 @@ const SALT_LEN: usize = 16;
 struct HashJob {
     password: Password,
     queued_at: Instant,
-    reply: oneshot::Sender<Result<PasswordHash, HashError>>,
+    reply: oneshot::Sender<Hashed>,
+}
+
+/// A hashing thread's answer: the hash, how long the job waited for the thread, how long the
+/// hash took.
+struct Hashed {
+    result: Result<PasswordHash, HashError>,
+    waited: Duration,
+    took: Duration,
 }
 
 /// Why the hashing threads could not be started.
@@ -94,6 +102,13 @@ impl Hasher {
         Self::new(settings, cores, cores * queue_per_core)
     }
 
+    /// Hashes on one of the hashing threads; its span says how long the job waited for a thread
+    /// and how long the hash took.
+    #[tracing::instrument(
+        name = "password_hash",
+        skip_all,
+        fields(hash.wait_ms = tracing::field::Empty, hash.duration_ms = tracing::field::Empty)
+    )]
     pub async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
         let (reply, answer) = oneshot::channel();
         let job = HashJob {
@@ -107,7 +122,11 @@ impl Hasher {
             Err(TrySendError::Disconnected(_)) => return Err(HashError::Closed),
         }
         metrics::gauge!(observe::HASH_QUEUE_DEPTH).set(self.jobs.len() as f64);
-        answer.await.map_err(|_| HashError::Closed)?
+        let hashed = answer.await.map_err(|_| HashError::Closed)?;
+        let span = tracing::Span::current();
+        span.record("hash.wait_ms", hashed.waited.as_secs_f64() * 1000.0);
+        span.record("hash.duration_ms", hashed.took.as_secs_f64() * 1000.0);
+        hashed.result
     }
 }
 
@@ -142,11 +161,17 @@ fn hash_worker(jobs: &Receiver<HashJob>, params: Params) {
         if job.reply.is_closed() {
             continue; // the request is gone (client disconnected, timed out): skip the work
         }
-        metrics::histogram!(observe::HASH_WAIT).record(job.queued_at.elapsed().as_secs_f64());
+        let waited = job.queued_at.elapsed();
+        metrics::histogram!(observe::HASH_WAIT).record(waited.as_secs_f64());
         let started = Instant::now();
         let result = hash_one(&argon2, &prefix, &mut memory, &job.password);
-        metrics::histogram!(observe::HASH_DURATION).record(started.elapsed().as_secs_f64());
-        let _ = job.reply.send(result);
+        let took = started.elapsed();
+        metrics::histogram!(observe::HASH_DURATION).record(took.as_secs_f64());
+        let _ = job.reply.send(Hashed {
+            result,
+            waited,
+            took,
+        });
     }
 }
 

@@ -34,6 +34,9 @@ pub fn init_on_stderr() {
 }
 
 fn init_on(stderr: bool) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match std::env::var("LOG_FORMAT").ok().as_deref() {
         Some("json") => true,
@@ -45,21 +48,32 @@ fn init_on(stderr: bool) {
     } else {
         BoxMakeWriter::new(std::io::stdout)
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    let _ = if json {
-        builder
-            .json()
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+    let fmt = if json {
+        fmt.json()
             .flatten_event(true)
             // The whole chain of spans, so a line logged inside the signup span still carries the
             // request span's request_id.
             .with_current_span(false)
             .with_span_list(true)
-            .try_init()
+            .boxed()
     } else {
-        builder.try_init()
+        fmt.boxed()
     };
+    // OTLP traces (crate::traces), when an endpoint is configured; a broken configuration is
+    // said once and the service runs without traces.
+    let otel = match crate::traces::provider_from_env() {
+        Ok(provider) => provider.map(|p| crate::traces::layer(&p)),
+        Err(message) => {
+            eprintln!("warning: traces are off: {message}");
+            None
+        }
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init();
 }
 
 /// Wraps the router in the request-id, tracing and panic layers.
@@ -76,14 +90,39 @@ pub fn layer(router: Router) -> Router {
                             .get(REQUEST_ID)
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("");
-                        tracing::info_span!(
+                        // The route as declared (never the query, never a raw unknown path).
+                        let route = req
+                            .extensions()
+                            .get::<axum::extract::MatchedPath>()
+                            .map_or("unmatched", |p| p.as_str());
+                        let span = tracing::info_span!(
                             "request",
+                            otel.name = %format!("{} {route}", req.method()),
+                            otel.kind = "server",
+                            http.request.method = %req.method(),
+                            http.route = %route,
+                            http.response.status_code = tracing::field::Empty,
                             request_id = %request_id,
                             method = %req.method(),
                             path = %req.uri().path(),
-                        )
+                            trace_id = tracing::field::Empty,
+                            span_id = tracing::field::Empty,
+                        );
+                        crate::traces::continue_trace(&span, req.headers());
+                        crate::traces::record_ids(&span);
+                        span
                     })
-                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                    .on_response(
+                        |res: &Response<_>, latency: std::time::Duration, span: &tracing::Span| {
+                            span.record("http.response.status_code", res.status().as_u16());
+                            tower_http::trace::OnResponse::on_response(
+                                DefaultOnResponse::new().level(Level::INFO),
+                                res,
+                                latency,
+                                span,
+                            );
+                        },
+                    ),
             )
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(CatchPanicLayer::custom(panic_response)),

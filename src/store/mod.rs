@@ -15,6 +15,8 @@ pub mod signup_roles;
 
 use std::time::Duration;
 
+use tracing::Instrument as _;
+
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{PgPool, Postgres, Transaction};
 
@@ -61,12 +63,14 @@ impl Database {
     /// A transaction that holds through a transaction pooler (see [`Tx`]).
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         let Some(timeout) = self.per_transaction_timeout else {
-            return Ok(Tx::Session(self.pool.begin().await?));
+            return Ok(Tx::Session(
+                self.pool.begin().instrument(acquiring()).await?,
+            ));
         };
         // Owned by the `Tx` before the first byte is sent: if this future is dropped half way,
         // the connection is closed rather than returned (see `Drop for Pooled`).
         let mut tx = Tx::Pooled(Pooled {
-            conn: self.pool.acquire().await?,
+            conn: self.pool.acquire().instrument(acquiring()).await?,
             open: true,
         });
         // One round trip: the timeout for this transaction only, and a savepoint to come back to
@@ -188,7 +192,7 @@ impl Unit {
         Ok(if db.needs_transaction() {
             Self::Transaction(db.begin().await?)
         } else {
-            Self::Connection(db.pool.acquire().await?)
+            Self::Connection(db.pool.acquire().instrument(acquiring()).await?)
         })
     }
 
@@ -249,6 +253,11 @@ macro_rules! unit {
     };
 }
 pub(crate) use unit;
+
+/// The span of waiting for a pooled connection (in traces: time spent before any statement).
+fn acquiring() -> tracing::Span {
+    tracing::info_span!("db_acquire", db.system.name = "postgresql")
+}
 
 /// SQLSTATE of a statement cancelled by its statement_timeout.
 pub(crate) const QUERY_CANCELED: &str = "57014";

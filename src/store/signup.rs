@@ -116,6 +116,16 @@ impl From<sqlx::Error> for SignupError {
 /// Writes `record` in one transaction (see the module's comment); with `before`, that hook is
 /// called first in the same transaction, and its refusal or failure rolls everything back; with
 /// `after`, the call of that hook is queued in the same transaction.
+#[tracing::instrument(
+    name = "signup_transaction",
+    skip_all,
+    fields(
+        otel.kind = "client",
+        db.system.name = "postgresql",
+        db.operation.name = "SELECT",
+        db.stored_procedure.name = "atomic_signup.create_user_idempotent",
+    )
+)]
 pub async fn commit_signup(
     db: &Database,
     record: UserRecord<'_>,

@@ -340,8 +340,19 @@ fn the_configuration_table_env_example_and_the_code_name_the_same_variables() {
         ));
     }
     code.extend(variable_literals(&read("src/telemetry.rs")));
+    code.extend(variable_literals(&read("src/traces.rs")));
     // Read by tracing-subscriber's EnvFilter, not by a literal of ours.
     code.insert("RUST_LOG".to_owned());
+    // Read by the OpenTelemetry SDK (src/traces.rs says which).
+    for name in [
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
+    ] {
+        code.insert(name.to_owned());
+    }
     // Documented beside the table: the file the variables come from, and an older name.
     let outside_the_table = BTreeSet::from(["ENV_FILE".to_owned(), "SUPABASE_KEY".to_owned()]);
     assert_eq!(table, example, "docs/configuration.md vs .env.example");

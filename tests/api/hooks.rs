@@ -212,9 +212,7 @@ fn verifies(headers: &axum::http::HeaderMap, body: &[u8]) -> bool {
 async fn receiver() -> (String, Calls) {
     let calls: Calls = Default::default();
     let app = receiver_router(std::sync::Arc::clone(&calls));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("{}/hook", support::serve_on_loopback(app).await);
     (url, calls)
 }
 

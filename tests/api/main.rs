@@ -30,3 +30,4 @@ mod repair;
 mod security;
 mod signup;
 mod surface;
+mod traces;

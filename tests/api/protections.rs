@@ -44,9 +44,7 @@ impl Siteverify {
         let app = axum::Router::new()
             .route("/siteverify", post(verify))
             .with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/siteverify", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let url = format!("{}/siteverify", support::serve_on_loopback(app).await);
         Self { url, forms, answer }
     }
 

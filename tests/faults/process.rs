@@ -263,9 +263,7 @@ async fn holding_receiver() -> (String, HookCalls) {
             ),
         )
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("{}/hook", support::serve_on_loopback(app).await);
     (url, calls)
 }
 

@@ -348,6 +348,17 @@ pub async fn status_json(res: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
+/// Serves `router` on a loopback port of its own, for the rest of the test; returns
+/// `http://127.0.0.1:<port>`.
+pub async fn serve_on_loopback(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
 /// A loopback port where nothing listens (for "the dependency is down").
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -71,6 +71,8 @@ pub struct Call {
     pub endpoint: Endpoint,
     pub email: Option<String>,
     pub forwarded_for: Option<String>,
+    /// The W3C `traceparent` the caller sent (GoTrue continues that trace).
+    pub traceparent: Option<String>,
     pub api_version: Option<String>,
     pub apikey_ok: bool,
     /// The status the double answered.
@@ -204,6 +206,7 @@ impl DoubleState {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             forwarded_for: header("x-forwarded-for"),
+            traceparent: header("traceparent"),
             api_version: header("x-supabase-api-version"),
             apikey_ok: header("apikey").as_deref() == Some(ANON_KEY),
             status,

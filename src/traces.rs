@@ -1,0 +1,171 @@
+//! OpenTelemetry traces over OTLP/HTTP (protobuf), from the `tracing` spans.
+//!
+//! Off unless `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT` is set. The
+//! standard variables configure the rest, read by the OpenTelemetry SDK itself:
+//! `OTEL_EXPORTER_OTLP_HEADERS` (and `_TRACES_HEADERS`), `OTEL_EXPORTER_OTLP_TIMEOUT`,
+//! `OTEL_SERVICE_NAME` (default here: `atomic-signup`), `OTEL_RESOURCE_ATTRIBUTES`,
+//! `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`, and the batch processor's `OTEL_BSP_*`.
+//!
+//! Spans are exported in batches on a thread of the SDK's, off the request path: a full queue
+//! drops spans, it never waits. The collector is called with the service's own HTTP client
+//! (reqwest, no redirects) on the service's runtime. W3C trace context (`traceparent`,
+//! `tracestate`) is read from requests and sent to GoTrue.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
+use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+
+/// The provider, kept for the flush at shutdown.
+static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+/// How long the flush at shutdown may take.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+
+/// Whether an OTLP endpoint is configured.
+pub fn configured() -> bool {
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .iter()
+    .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
+}
+
+/// The tracer provider for the configured endpoint, installed as the global one (with the W3C
+/// propagator); `None` when no endpoint is set. Must be called inside the Tokio runtime.
+pub fn provider_from_env() -> Result<Option<SdkTracerProvider>, String> {
+    if !configured() {
+        return Ok(None);
+    }
+    let client = CollectorClient::new().map_err(|e| format!("OTLP client: {e}"))?;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_http_client(client)
+        .build()
+        .map_err(|e| format!("OTLP exporter: {e}"))?;
+    let mut resource = Resource::builder();
+    if std::env::var("OTEL_SERVICE_NAME").is_err() {
+        resource = resource.with_service_name("atomic-signup");
+    }
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource.build())
+        .build();
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let _ = PROVIDER.set(provider.clone());
+    Ok(Some(provider))
+}
+
+/// The `tracing` layer that turns spans into OpenTelemetry spans of `provider`.
+pub fn layer<S>(
+    provider: &SdkTracerProvider,
+) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    tracing_opentelemetry::layer().with_tracer(provider.tracer("atomic-signup"))
+}
+
+/// Exports what is still queued, within a short time; never blocks shutdown longer.
+pub async fn shutdown() {
+    let Some(provider) = PROVIDER.get().cloned() else {
+        return;
+    };
+    let flush = tokio::task::spawn_blocking(move || provider.shutdown());
+    if tokio::time::timeout(SHUTDOWN_FLUSH, flush).await.is_err() {
+        tracing::warn!("traces not flushed within 2 s at shutdown");
+    }
+}
+
+/// Sets the parent of `span` from the request's `traceparent` / `tracestate`, when tracing is on.
+pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    if PROVIDER.get().is_none() {
+        return;
+    }
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&opentelemetry_http::HeaderExtractor(headers))
+    });
+    let _ = span.set_parent(parent);
+}
+
+/// Records the trace's and the span's ids on `span` (its `trace_id` and `span_id` fields), so
+/// the log lines of the request carry them and logs join traces; when tracing is on.
+pub fn record_ids(span: &tracing::Span) {
+    if PROVIDER.get().is_none() {
+        return;
+    }
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let context = span.context();
+    let otel = context.span();
+    let ids = otel.span_context();
+    if ids.is_valid() {
+        span.record("trace_id", tracing::field::display(ids.trace_id()));
+        span.record("span_id", tracing::field::display(ids.span_id()));
+    }
+}
+
+/// Adds the current span's `traceparent` (and `tracestate`) to an outgoing request's headers,
+/// when tracing is on.
+pub fn inject_current(headers: &mut reqwest::header::HeaderMap) {
+    if PROVIDER.get().is_none() {
+        return;
+    }
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut opentelemetry_http::HeaderInjector(headers));
+    });
+}
+
+/// The collector's HTTP client: the service's reqwest, called on the service's runtime (the
+/// SDK's batch thread has none of its own).
+#[derive(Debug)]
+struct CollectorClient {
+    client: reqwest::Client,
+    runtime: tokio::runtime::Handle,
+}
+
+impl CollectorClient {
+    fn new() -> Result<Self, String> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self { client, runtime })
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for CollectorClient {
+    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        let client = self.client.clone();
+        let sent = self.runtime.spawn(async move {
+            let (parts, body) = request.into_parts();
+            let answer = client
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await?;
+            let status = answer.status();
+            let body = answer.bytes().await?;
+            Ok::<_, reqwest::Error>((status, body))
+        });
+        let (status, body) = sent.await??;
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        Ok(response)
+    }
+}

@@ -1,0 +1,189 @@
+//! OpenTelemetry traces (the real binary, OTEL_EXPORTER_OTLP_ENDPOINT at a receiver inside the
+//! test that decodes OTLP/HTTP protobuf with `opentelemetry-proto`): one signup is one trace that
+//! continues the client's `traceparent`, with the server span and its children, and none of the
+//! secrets in the exported bytes; a login sends GoTrue a `traceparent` of the same trace.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message as _;
+
+use crate::support::{self, ServiceProcess, TestDb, signup_body};
+use gotrue_double::{ANON_KEY, Endpoint, GoTrueDouble};
+
+/// What the collector received: each export's raw bytes.
+type Exports = Arc<Mutex<Vec<Vec<u8>>>>;
+
+async fn collector() -> (String, Exports) {
+    let exports: Exports = Default::default();
+    let state = Arc::clone(&exports);
+    let app = axum::Router::new()
+        .route(
+            "/v1/traces",
+            axum::routing::post(
+                |axum::extract::State(exports): axum::extract::State<Exports>,
+                 body: axum::body::Bytes| async move {
+                    exports.lock().unwrap().push(body.to_vec());
+                    axum::http::StatusCode::OK
+                },
+            ),
+        )
+        .with_state(state);
+    let url = support::serve_on_loopback(app).await;
+    (url, exports)
+}
+
+fn spans(exports: &Exports) -> Vec<Span> {
+    exports
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|bytes| {
+            ExportTraceServiceRequest::decode(bytes.as_slice())
+                .expect("an OTLP protobuf export")
+                .resource_spans
+        })
+        .flat_map(|r| r.scope_spans)
+        .flat_map(|s| s.spans)
+        .collect()
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|a| a.key == key)
+        .and_then(|a| a.value.as_ref()?.value.as_ref())
+        .map(|v| match v {
+            AnyValue::StringValue(s) => s.clone(),
+            AnyValue::IntValue(i) => i.to_string(),
+            other => format!("{other:?}"),
+        })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT_ID: &str = "00f067aa0ba902b7";
+
+#[tokio::test]
+async fn a_signup_is_one_trace_that_continues_the_client_s_and_carries_no_secret() {
+    let db = TestDb::migrated().await;
+    let double = GoTrueDouble::start(db.pool.clone()).await;
+    let (endpoint, exports) = collector().await;
+    let mut command = support::service_binary(&support::database_url(&db, "postgres", "postgres"));
+    command
+        .env("GOTRUE_URL", &double.url)
+        .env("SUPABASE_ANON_KEY", ANON_KEY)
+        .env("ARGON2_MEMORY_KIB", "1024")
+        .env("ARGON2_ITERATIONS", "1")
+        .env("REQUIRE_EMAIL_CONFIRMATION", "false")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let service = ServiceProcess::start(command).await;
+    let client = support::http_client();
+    let password = "correct horse battery";
+    let res = client
+        .post(format!("{}/api/auth/signup", service.base))
+        .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
+        .json(&signup_body("Traced", "traced@example.com", "Creator"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let server_span = || {
+        spans(&exports)
+            .into_iter()
+            .find(|s| s.name == "POST /api/auth/signup")
+    };
+    assert!(
+        support::eventually(Duration::from_secs(30), || async {
+            server_span().is_some()
+        })
+        .await,
+        "the signup's server span was exported:\n{}",
+        service.logs()
+    );
+    let server = server_span().unwrap();
+    assert_eq!(hex(&server.trace_id), TRACE_ID, "the client's trace");
+    assert_eq!(
+        hex(&server.parent_span_id),
+        PARENT_ID,
+        "under the client's span"
+    );
+    assert_eq!(server.kind, 2, "SPAN_KIND_SERVER");
+    assert_eq!(
+        attribute(&server, "http.route").as_deref(),
+        Some("/api/auth/signup")
+    );
+    assert_eq!(
+        attribute(&server, "http.request.method").as_deref(),
+        Some("POST")
+    );
+    let status = || attribute(&server_span().unwrap(), "http.response.status_code");
+    assert_eq!(status().as_deref(), Some("201"));
+    // The signup's own span is a child of the server span, in the same trace.
+    let signup_span = || {
+        spans(&exports)
+            .into_iter()
+            .find(|s| s.name == "signup" && hex(&s.trace_id) == TRACE_ID)
+    };
+    assert!(
+        support::eventually(Duration::from_secs(30), || async {
+            signup_span().is_some()
+        })
+        .await,
+        "{:#?}",
+        spans(&exports).iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    assert_eq!(signup_span().unwrap().parent_span_id, server.span_id);
+    // Its log lines carry the trace's and the server span's ids.
+    let logs = service.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("user signed up"))
+        .expect("the signup's log line");
+    let line: serde_json::Value = serde_json::from_str(line).unwrap();
+    let request = &line["spans"][0];
+    assert_eq!(request["name"], "request", "{line:#}");
+    assert_eq!(request["trace_id"], TRACE_ID, "{line:#}");
+    assert_eq!(request["span_id"], hex(&server.span_id), "{line:#}");
+    // The transaction, the hash and the wait for a connection are its children too.
+    let children: Vec<String> = spans(&exports)
+        .into_iter()
+        .filter(|s| hex(&s.trace_id) == TRACE_ID)
+        .map(|s| s.name)
+        .collect();
+    for name in ["password_hash", "signup_transaction", "db_acquire"] {
+        assert!(children.iter().any(|c| c == name), "{name}: {children:?}");
+    }
+
+    // A login: GoTrue gets a traceparent of the login's trace.
+    let res = client
+        .post(format!("{}/api/auth/login", service.base))
+        .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
+        .json(&serde_json::json!({"email": "traced@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let call = double.calls_to(Endpoint::Token).pop().unwrap();
+    let sent = call.traceparent.expect("a traceparent to GoTrue");
+    assert!(sent.starts_with(&format!("00-{TRACE_ID}-")), "{sent}");
+    assert!(!sent.contains(PARENT_ID), "a span of the service's: {sent}");
+
+    // Nothing secret in anything exported.
+    let service = service.stop().await;
+    let raw: Vec<u8> = exports.lock().unwrap().concat();
+    for secret in [password, "traced@example.com", "$argon2id$", ANON_KEY] {
+        assert!(
+            !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} was exported"
+        );
+    }
+    drop(service);
+}
