@@ -7,19 +7,24 @@
 //! `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`, and the batch processor's `OTEL_BSP_*`.
 //!
 //! Spans are exported in batches on a thread of the SDK's, off the request path: a full queue
-//! drops spans, it never waits. The collector is called with the service's own HTTP client
+//! (OTEL_BSP_MAX_QUEUE_SIZE) drops spans, counted in a metric; it never waits. The collector is called with the service's own HTTP client
 //! (reqwest, no redirects) on the service's runtime. W3C trace context (`traceparent`,
 //! `tracestate`) is read from requests and sent to GoTrue.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter,
+    SpanProcessor,
+};
 
 /// The provider, kept for the flush at shutdown.
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
@@ -54,14 +59,107 @@ pub fn provider_from_env() -> Result<Option<SdkTracerProvider>, String> {
     if std::env::var("OTEL_SERVICE_NAME").is_err() {
         resource = resource.with_service_name("atomic-signup");
     }
+    let queued = Arc::new(AtomicUsize::new(0));
+    let limit = queue_limit();
+    // The SDK's batch processor, behind a gate of `limit` spans that counts what it drops (the
+    // SDK's own queue, twice as long, then never fills).
+    let batch = BatchSpanProcessor::builder(Counted {
+        inner: exporter,
+        queued: Arc::clone(&queued),
+    })
+    .with_batch_config(
+        BatchConfigBuilder::default()
+            .with_max_queue_size(limit.saturating_mul(2).max(1))
+            .build(),
+    )
+    .build();
     let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
+        .with_span_processor(Gate {
+            inner: batch,
+            queued,
+            limit,
+        })
         .with_resource(resource.build())
         .build();
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(provider.clone());
     let _ = PROVIDER.set(provider.clone());
     Ok(Some(provider))
+}
+
+/// Spans waiting for export at most (OTEL_BSP_MAX_QUEUE_SIZE, the SDK's default 2,048).
+fn queue_limit() -> usize {
+    std::env::var(opentelemetry_sdk::trace::OTEL_BSP_MAX_QUEUE_SIZE)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n: &usize| *n > 0)
+        .unwrap_or(opentelemetry_sdk::trace::OTEL_BSP_MAX_QUEUE_SIZE_DEFAULT)
+}
+
+/// Lets a finished span into the batch processor while fewer than `limit` wait for export;
+/// drops it otherwise, counted in `atomic_signup_trace_spans_dropped_total`. A slow or absent
+/// collector thus costs spans, never memory beyond the limit, and never a request's time.
+#[derive(Debug)]
+struct Gate {
+    inner: BatchSpanProcessor,
+    queued: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl SpanProcessor for Gate {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.limit {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            metrics::counter!(crate::observe::TRACE_SPANS_DROPPED).increment(1);
+            return;
+        }
+        self.inner.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// The exporter, telling the [`Gate`] when spans have left the queue.
+#[derive(Debug)]
+struct Counted<E> {
+    inner: E,
+    queued: Arc<AtomicUsize>,
+}
+
+impl<E: SpanExporter> SpanExporter for Counted<E> {
+    fn export(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        self.queued.fetch_sub(batch.len(), Ordering::SeqCst);
+        self.inner.export(batch)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
 }
 
 /// The `tracing` layer that turns spans into OpenTelemetry spans of `provider`.

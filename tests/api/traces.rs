@@ -187,3 +187,65 @@ async fn a_signup_is_one_trace_that_continues_the_client_s_and_carries_no_secret
     }
     drop(service);
 }
+
+/// A collector that takes the connection and never answers: the export queue
+/// (OTEL_BSP_MAX_QUEUE_SIZE) fills, spans are dropped and counted, and signups go on.
+#[tokio::test]
+async fn a_collector_that_never_answers_costs_spans_not_signups() {
+    let db = TestDb::migrated().await;
+    let hanging = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(std::future::pending::<axum::http::StatusCode>),
+    );
+    let endpoint = support::serve_on_loopback(hanging).await;
+    let mut command = support::service_binary(&support::database_url(&db, "postgres", "postgres"));
+    command
+        .env("ARGON2_MEMORY_KIB", "1024")
+        .env("ARGON2_ITERATIONS", "1")
+        .env("METRICS_BIND_ADDR", "127.0.0.1:0")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "50")
+        .env("OTEL_BSP_MAX_QUEUE_SIZE", "8");
+    let service = ServiceProcess::start(command).await;
+    let client = support::http_client();
+    let dropped = || async {
+        let metrics = service.metrics_text().await;
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("atomic_signup_trace_spans_dropped_total")?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    };
+    let mut i = 0;
+    // Signups until spans are dropped (the first export hangs, the queue of 8 fills).
+    while dropped().await == 0.0 {
+        assert!(i < 50, "no span dropped after {i} signups");
+        let res = client
+            .post(format!("{}/api/auth/signup", service.base))
+            .json(&signup_body("Q", &format!("q{i}@example.com"), "Creator"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "signup {i}");
+        i += 1;
+    }
+    // And the signups after it still answer.
+    for j in 0..5 {
+        let res = client
+            .post(format!("{}/api/auth/signup", service.base))
+            .json(&signup_body(
+                "Q",
+                &format!("after{j}@example.com"),
+                "Creator",
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    assert!(dropped().await > 0.0);
+}
