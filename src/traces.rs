@@ -212,6 +212,35 @@ pub fn record_ids(span: &tracing::Span) {
     }
 }
 
+/// The current span's W3C `traceparent`, when tracing is on and the span is being recorded.
+pub fn current_traceparent() -> Option<String> {
+    PROVIDER.get()?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    inject_current(&mut headers);
+    headers.get("traceparent")?.to_str().ok().map(str::to_owned)
+}
+
+/// Links `span` to the trace of `traceparent` (the signup's, kept with an outbox row).
+pub fn link_to(span: &tracing::Span, traceparent: &str) {
+    if PROVIDER.get().is_none() {
+        return;
+    }
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let Ok(value) = reqwest::header::HeaderValue::from_str(traceparent) else {
+        return;
+    };
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("traceparent", value);
+    let context = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&opentelemetry_http::HeaderExtractor(&headers))
+    });
+    let linked = context.span().span_context().clone();
+    if linked.is_valid() {
+        span.add_link(linked);
+    }
+}
+
 /// Adds the current span's `traceparent` (and `tracestate`) to an outgoing request's headers,
 /// when tracing is on.
 pub fn inject_current(headers: &mut reqwest::header::HeaderMap) {

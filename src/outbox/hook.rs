@@ -85,6 +85,9 @@ impl HookWorker {
             return Ok(None);
         };
         let span = tracing::info_span!("hook_outbox", outbox_id = job.id, user_id = %job.user_id);
+        if let Some(trace) = &job.trace_context {
+            crate::traces::link_to(&span, trace);
+        }
         async move {
             match self.call(conn, &job).await? {
                 Ok(()) => {

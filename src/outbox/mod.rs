@@ -78,6 +78,9 @@ impl Worker {
             return Ok(None);
         };
         let span = tracing::info_span!("outbox", outbox_id = job.id, user_id = %job.user_id);
+        if let Some(trace) = sql::trace_context(conn, job.id).await? {
+            crate::traces::link_to(&span, &trace);
+        }
         async move {
             let result = match &job.email {
                 Some(email) => self.gotrue.resend_signup(email).await,

@@ -20,13 +20,15 @@ pub struct ClaimedHookCall {
     pub input: serde_json::Value,
     /// Attempts made before this one.
     pub attempts: i32,
+    /// The signup's W3C traceparent, when it was traced.
+    pub trace_context: Option<String>,
 }
 
 /// The oldest due pending row no one else holds, locked in `conn`'s open transaction.
 pub async fn claim_next(conn: &mut PgConnection) -> Result<Option<ClaimedHookCall>, StoreError> {
     Ok(sqlx::query_as!(
         ClaimedHookCall,
-        "select id, user_id, webhook_id, input, attempts \
+        "select id, user_id, webhook_id, input, attempts, trace_context \
          from atomic_signup.hook_outbox \
          where status = 'pending' and next_attempt_at <= now() \
          order by next_attempt_at, id \

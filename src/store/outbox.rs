@@ -33,6 +33,17 @@ pub async fn claim_next(
     .await?)
 }
 
+/// The signup's W3C traceparent kept with row `id`, when it was traced.
+pub async fn trace_context(conn: &mut PgConnection, id: i64) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar!(
+        "select trace_context from atomic_signup.confirmation_outbox where id = $1",
+        id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten())
+}
+
 /// The delivery states of an outbox table (`$table`, a literal): a claimed row is marked sent,
 /// rescheduled after `delay`, or marked failed, each counting its attempt; and the backlog. Both
 /// outboxes have these columns (`crate::store::hook_outbox` uses them too).

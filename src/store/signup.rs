@@ -133,25 +133,38 @@ pub async fn commit_signup(
     after: Option<AfterHook>,
 ) -> Result<CreatedUser, SignupError> {
     let started = std::time::Instant::now();
-    let result = match (before, after) {
-        (None, None) => unit!(db, |conn| insert(conn, &record).await),
-        (before, after) => with_hooks(db, &record, before, after).await,
+    // With tracing on, the rows the signup queues keep its trace (migration 0021): that takes
+    // an explicit transaction to set it in, as the hooks do.
+    let trace = crate::traces::current_traceparent();
+    let result = match (before, after, trace) {
+        (None, None, None) => unit!(db, |conn| insert(conn, &record).await),
+        (before, after, trace) => with_hooks(db, &record, before, after, trace).await,
     };
     metrics::histogram!(crate::observe::SIGNUP_TRANSACTION_DURATION)
         .record(started.elapsed().as_secs_f64());
     result
 }
 
-/// The before hook, the signup, and the after hook's queued call, in one transaction.
+/// The before hook, the signup, and the after hook's queued call, in one transaction (with
+/// `trace`, the signup's traceparent for the rows it queues).
 async fn with_hooks(
     db: &Database,
     record: &UserRecord<'_>,
     before: Option<BeforeHook<'_>>,
     after: Option<AfterHook>,
+    trace: Option<String>,
 ) -> Result<CreatedUser, SignupError> {
     let mut tx = db.begin().await.map_err(StoreError::from)?;
     let result = async {
         let conn = tx.conn();
+        if let Some(trace) = trace {
+            sqlx::query_scalar!(
+                "select set_config('atomic_signup.traceparent', $1, true)",
+                trace
+            )
+            .fetch_one(&mut *conn)
+            .await?;
+        }
         if let Some(hook) = before {
             ask_before_hook(conn, hook, db.statement_timeout()).await?;
         }

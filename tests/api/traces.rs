@@ -249,3 +249,53 @@ async fn a_collector_that_never_answers_costs_spans_not_signups() {
     }
     assert!(dropped().await > 0.0);
 }
+
+/// The confirmation mail is sent by the outbox worker, in a trace of its own that links back
+/// to the signup's: the outbox row keeps the signup's traceparent.
+#[tokio::test]
+async fn the_confirmation_mail_s_delivery_links_to_the_signup_s_trace() {
+    let db = TestDb::migrated().await;
+    let double = GoTrueDouble::start(db.pool.clone()).await;
+    let (endpoint, exports) = collector().await;
+    let mut command = support::service_binary(&support::database_url(&db, "postgres", "postgres"));
+    command
+        .env("GOTRUE_URL", &double.url)
+        .env("SUPABASE_ANON_KEY", ANON_KEY)
+        .env("ARGON2_MEMORY_KIB", "1024")
+        .env("ARGON2_ITERATIONS", "1")
+        .env("OUTBOX_POLL_INTERVAL_MS", "50")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let service = ServiceProcess::start(command).await;
+    let res = support::http_client()
+        .post(format!("{}/api/auth/signup", service.base))
+        .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
+        .json(&signup_body("Mailed", "mailed@example.com", "Creator"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let kept: Option<String> =
+        sqlx::query_scalar("select trace_context from atomic_signup.confirmation_outbox")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    let kept = kept.expect("the signup's traceparent kept with the row");
+    assert!(kept.starts_with(&format!("00-{TRACE_ID}-")), "{kept}");
+    let delivery = || {
+        spans(&exports)
+            .into_iter()
+            .find(|s| s.name == "outbox" && !s.links.is_empty())
+    };
+    assert!(
+        support::eventually(Duration::from_secs(30), || async { delivery().is_some() }).await,
+        "{:#?}\n{}",
+        spans(&exports).iter().map(|s| &s.name).collect::<Vec<_>>(),
+        service.logs()
+    );
+    let delivery = delivery().unwrap();
+    assert_ne!(hex(&delivery.trace_id), TRACE_ID, "a trace of its own");
+    assert_eq!(hex(&delivery.links[0].trace_id), TRACE_ID);
+    assert_eq!(hex(&delivery.links[0].span_id), &kept[36..52]);
+    assert_eq!(double.calls_to(Endpoint::Resend).len(), 1);
+}
