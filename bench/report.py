@@ -264,6 +264,25 @@ if all(os.path.exists(os.path.join(out, f"profile_{p}.wrk")) for p in steps_p):
     lines.append("")
     lines.append(f"- The issue's bound: within 5 % of the default (÷ default ≥ 0.95). Answers other than 201: {refused}.")
     lines.append("")
+steps_t = ["trace_off1", "trace_down1", "trace_off2", "trace_down2"]
+if all(os.path.exists(os.path.join(out, f"{t}.wrk")) for t in steps_t):
+    r = {t: wrk(f"{t}.wrk") for t in steps_t}
+    def rate(names):
+        created = sum(r[t]["requests"] - r[t]["non2xx"] for t in names)
+        return created / sum(r[t]["duration_us"] / 1e6 for t in names)
+    off, down = rate(["trace_off1", "trace_off2"]), rate(["trace_down1", "trace_down2"])
+    refused = sum(r[t]["non2xx"] for t in steps_t)
+    lines.append("**Traces** (c=16, one fresh service per step, off and on alternating twice): "
+                 "OpenTelemetry off (no endpoint: no exporter) against on with the collector "
+                 "down (nothing listens at `OTEL_EXPORTER_OTLP_ENDPOINT`).")
+    lines.append("")
+    lines.append("| traces | signups/s | ÷ off |")
+    lines.append("|---|---|---|")
+    lines.append(f"| off | {off:.1f} | 1.00 |")
+    lines.append(f"| on, collector down | {down:.1f} | {down / off:.3f} |")
+    lines.append("")
+    lines.append(f"- Answers other than 201: {refused}.")
+    lines.append("")
 lines.append("- Transaction percentiles come from the service's own histogram "
              "(`atomic_signup_signup_transaction_duration_seconds`, interpolated within buckets "
              "0.5/1/1.5/2/3/4/5/7.5/10 ms …); statements per signup from `pg_stat_statements` "

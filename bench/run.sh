@@ -227,25 +227,40 @@ echo "== profile fields (c=16): the default profile against the example's five t
 # fits them: each new NOT NULL column has a default).
 psql_ <examples/profile-schema.example.sql >/dev/null
 PROFILE_SCHEMA_PATH=examples/profile-schema.example.json $bin migrate >/dev/null
-profile_step() { # name schema_path BENCH_PROFILE
-  local sport p
+# One fresh service for one step of signups at c=16: service_step <file> <BENCH_PROFILE> [VAR=value …]
+# (the variables are the service's environment); writes $out/<file>.wrk and prints its rate.
+service_step() {
+  local file=$1 bench_profile=$2 sport p
+  shift 2
   sport=$(free_port)
-  PROFILE_SCHEMA_PATH=$2 BIND_ADDR=127.0.0.1:$sport METRICS_BIND_ADDR= \
-    $bin serve >"$out/profile_$1.log" 2>&1 &
+  env "$@" BIND_ADDR=127.0.0.1:$sport METRICS_BIND_ADDR= $bin serve >"$out/$file.log" 2>&1 &
   p=$!
   pids+=($p)
   for _ in $(seq 1 100); do curl -fs http://127.0.0.1:$sport/readyz >/dev/null && break; sleep 0.1; done
-  curl -fs http://127.0.0.1:$sport/readyz >/dev/null || { cat "$out/profile_$1.log"; exit 1; }
-  BENCH_PREFIX="p$1$$" BENCH_PROFILE=$3 wrk -t2 -c16 -d"${dur}s" --timeout 30s -s bench/signup.lua \
-    http://127.0.0.1:$sport/api/auth/signup >"$out/profile_$1.wrk"
+  curl -fs http://127.0.0.1:$sport/readyz >/dev/null || { cat "$out/$file.log"; exit 1; }
+  BENCH_PREFIX="$file$$" BENCH_PROFILE=$bench_profile wrk -t2 -c16 -d"${dur}s" --timeout 30s -s bench/signup.lua \
+    http://127.0.0.1:$sport/api/auth/signup >"$out/$file.wrk"
   kill "$p"
   wait "$p" 2>/dev/null || true
-  grep -E "Requests/sec|Non-2xx" "$out/profile_$1.wrk" | sed "s/^/profile $1: /"
+  grep -E "Requests/sec|Non-2xx" "$out/$file.wrk" | sed "s/^/$file: /"
+}
+profile_step() { # name schema_path BENCH_PROFILE
+  service_step "profile_$1" "$3" PROFILE_SCHEMA_PATH="$2"
 }
 profile_step d1 "" default
 profile_step f1 examples/profile-schema.example.json example
 profile_step d2 "" default
 profile_step f2 examples/profile-schema.example.json example
+
+echo "== traces (c=16): off, and on with the collector down (nothing listens at its port)"
+# Alternating off, down, off, down, like the profile step. With traces on, each signup also runs
+# as an explicit transaction (the outbox rows keep its traceparent) and its spans go to the
+# export queue, whose exports fail at once here.
+collector_down=$(free_port)
+service_step trace_off1 default
+service_step trace_down1 default OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$collector_down
+service_step trace_off2 default
+service_step trace_down2 default OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$collector_down
 
 echo "== hash bound again (${hash_secs}s, service idle): the machine's drift over the run"
 "$release"/examples/hash_bound "$hash_secs" | tee "$out/hash_bound_after.json"

@@ -350,6 +350,7 @@ fn the_configuration_table_env_example_and_the_code_name_the_same_variables() {
         "OTEL_RESOURCE_ATTRIBUTES",
         "OTEL_TRACES_SAMPLER",
         "OTEL_TRACES_SAMPLER_ARG",
+        "OTEL_BSP_MAX_QUEUE_SIZE",
     ] {
         code.insert(name.to_owned());
     }
