@@ -71,6 +71,7 @@ impl CaptchaVerifier {
         let answer = self
             .client
             .post(&self.settings.verify_url)
+            .headers(crate::traces::current_headers())
             .form(&form)
             .send()
             .await

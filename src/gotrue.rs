@@ -87,13 +87,11 @@ impl GoTrueClient {
     /// A POST to GoTrue, with the current trace's `traceparent` when tracing is on (GoTrue
     /// continues the trace when its own tracing is on).
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        let mut trace = reqwest::header::HeaderMap::new();
-        crate::traces::inject_current(&mut trace);
         self.http
             .post(format!("{}{path}", self.base_url))
             .header("apikey", self.anon_key.expose_secret())
             .header("X-Supabase-Api-Version", API_VERSION)
-            .headers(trace)
+            .headers(crate::traces::current_headers())
     }
 
     /// Times `call` as GoTrue request `endpoint`, labelled with its outcome.

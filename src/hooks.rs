@@ -108,6 +108,7 @@ impl HttpHook {
             let sent = self
                 .client
                 .post(&self.url)
+                .headers(crate::traces::current_headers())
                 .header("content-type", "application/json")
                 .header("webhook-id", &id)
                 .header("webhook-timestamp", &timestamp)

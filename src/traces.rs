@@ -9,7 +9,7 @@
 //! Spans are exported in batches on a thread of the SDK's, off the request path: a full queue
 //! (OTEL_BSP_MAX_QUEUE_SIZE) drops spans, counted in a metric; it never waits. The collector is called with the service's own HTTP client
 //! (reqwest, no redirects) on the service's runtime. W3C trace context (`traceparent`,
-//! `tracestate`) is read from requests and sent to GoTrue.
+//! `tracestate`) is read from requests and sent to GoTrue, the captcha provider and HTTP hooks.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -212,12 +212,22 @@ pub fn record_ids(span: &tracing::Span) {
     }
 }
 
+/// The current span's W3C `traceparent` (and `tracestate`) as headers for an outgoing request
+/// (GoTrue, the captcha provider, an HTTP hook); empty when tracing is off.
+pub fn current_headers() -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    inject_current(&mut headers);
+    headers
+}
+
 /// The current span's W3C `traceparent`, when tracing is on and the span is being recorded.
 pub fn current_traceparent() -> Option<String> {
     PROVIDER.get()?;
-    let mut headers = reqwest::header::HeaderMap::new();
-    inject_current(&mut headers);
-    headers.get("traceparent")?.to_str().ok().map(str::to_owned)
+    current_headers()
+        .get("traceparent")?
+        .to_str()
+        .ok()
+        .map(str::to_owned)
 }
 
 /// Links `span` to the trace of `traceparent` (the signup's, kept with an outbox row).
@@ -241,9 +251,8 @@ pub fn link_to(span: &tracing::Span, traceparent: &str) {
     }
 }
 
-/// Adds the current span's `traceparent` (and `tracestate`) to an outgoing request's headers,
-/// when tracing is on.
-pub fn inject_current(headers: &mut reqwest::header::HeaderMap) {
+/// Adds the current span's `traceparent` (and `tracestate`) to `headers`, when tracing is on.
+fn inject_current(headers: &mut reqwest::header::HeaderMap) {
     if PROVIDER.get().is_none() {
         return;
     }

@@ -75,6 +75,21 @@ async fn a_signup_is_one_trace_that_continues_the_client_s_and_carries_no_secret
     let db = TestDb::migrated().await;
     let double = GoTrueDouble::start(db.pool.clone()).await;
     let (endpoint, exports) = collector().await;
+    // An HTTP before_user_created hook that records the traceparent it gets, and accepts.
+    let hook_calls: Arc<Mutex<Vec<Option<String>>>> = Default::default();
+    let recorded = Arc::clone(&hook_calls);
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap| async move {
+            let traceparent = headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            recorded.lock().unwrap().push(traceparent);
+            axum::http::StatusCode::NO_CONTENT
+        }),
+    );
+    let hook_url = format!("{}/hook", support::serve_on_loopback(hook).await);
     let mut command = support::service_binary(&support::database_url(&db, "postgres", "postgres"));
     command
         .env("GOTRUE_URL", &double.url)
@@ -82,6 +97,12 @@ async fn a_signup_is_one_trace_that_continues_the_client_s_and_carries_no_secret
         .env("ARGON2_MEMORY_KIB", "1024")
         .env("ARGON2_ITERATIONS", "1")
         .env("REQUIRE_EMAIL_CONFIRMATION", "false")
+        .env("HOOK_BEFORE_USER_CREATED_ENABLED", "true")
+        .env("HOOK_BEFORE_USER_CREATED_URI", &hook_url)
+        .env(
+            "HOOK_BEFORE_USER_CREATED_SECRETS",
+            "v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
         .env("OTEL_BSP_SCHEDULE_DELAY", "100");
     let service = ServiceProcess::start(command).await;
@@ -158,9 +179,19 @@ async fn a_signup_is_one_trace_that_continues_the_client_s_and_carries_no_secret
         .filter(|s| hex(&s.trace_id) == TRACE_ID)
         .map(|s| s.name)
         .collect();
-    for name in ["password_hash", "signup_transaction", "db_acquire"] {
+    for name in [
+        "auth_hook",
+        "password_hash",
+        "signup_transaction",
+        "db_acquire",
+    ] {
         assert!(children.iter().any(|c| c == name), "{name}: {children:?}");
     }
+    // The hook got the trace on, from the hook call's span.
+    let to_hook = hook_calls.lock().unwrap().clone();
+    assert_eq!(to_hook.len(), 1);
+    let sent = to_hook[0].clone().expect("a traceparent to the hook");
+    assert!(sent.starts_with(&format!("00-{TRACE_ID}-")), "{sent}");
 
     // A login: GoTrue gets a traceparent of the login's trace.
     let res = client
@@ -298,4 +329,10 @@ async fn the_confirmation_mail_s_delivery_links_to_the_signup_s_trace() {
     assert_eq!(hex(&delivery.links[0].trace_id), TRACE_ID);
     assert_eq!(hex(&delivery.links[0].span_id), &kept[36..52]);
     assert_eq!(double.calls_to(Endpoint::Resend).len(), 1);
+    let raw: Vec<u8> = exports.lock().unwrap().concat();
+    let email = b"mailed@example.com";
+    assert!(
+        !raw.windows(email.len()).any(|w| w == email),
+        "the email was exported"
+    );
 }
