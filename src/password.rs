@@ -103,7 +103,7 @@ impl Hasher {
     }
 
     /// Hashes on one of the hashing threads; its span says how long the job waited for a thread
-    /// and how long the hash took.
+    /// and how long the hash took (and, in traces, has one child for each).
     #[tracing::instrument(
         name = "password_hash",
         skip_all,
@@ -123,6 +123,15 @@ impl Hasher {
         }
         metrics::gauge!(observe::HASH_QUEUE_DEPTH).set(self.jobs.len() as f64);
         let hashed = answer.await.map_err(|_| HashError::Closed)?;
+        // In traces: the wait for a hashing thread and the hash, as two children.
+        let end = std::time::SystemTime::now();
+        let hashing_from = end - hashed.took;
+        crate::traces::record_child(
+            "password_hash_wait",
+            hashing_from - hashed.waited,
+            hashing_from,
+        );
+        crate::traces::record_child("argon2id", hashing_from, end);
         let span = tracing::Span::current();
         span.record("hash.wait_ms", hashed.waited.as_secs_f64() * 1000.0);
         span.record("hash.duration_ms", hashed.took.as_secs_f64() * 1000.0);

@@ -183,6 +183,23 @@ pub async fn shutdown() {
     }
 }
 
+/// Records a finished child of the current span, from `start` to `end`: work measured elsewhere
+/// (a hashing thread's wait and hash), as spans of their own; when tracing is on.
+pub fn record_child(name: &'static str, start: std::time::SystemTime, end: std::time::SystemTime) {
+    if PROVIDER.get().is_none() {
+        return;
+    }
+    use opentelemetry::trace::{Span as _, Tracer as _};
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let parent = tracing::Span::current().context();
+    let tracer = opentelemetry::global::tracer("atomic-signup");
+    let mut span = tracer
+        .span_builder(name)
+        .with_start_time(start)
+        .start_with_context(&tracer, &parent);
+    span.end_with_timestamp(end);
+}
+
 /// Sets the parent of `span` from the request's `traceparent` / `tracestate`, when tracing is on.
 pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
     if PROVIDER.get().is_none() {

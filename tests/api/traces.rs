@@ -187,6 +187,24 @@ async fn a_signup_is_one_trace_that_continues_the_client_s_and_carries_no_secret
     ] {
         assert!(children.iter().any(|c| c == name), "{name}: {children:?}");
     }
+    let traced = spans(&exports);
+    let named = |name: &str| {
+        traced
+            .iter()
+            .find(|s| s.name == name && hex(&s.trace_id) == TRACE_ID)
+            .unwrap()
+    };
+    for child in ["password_hash_wait", "argon2id"] {
+        assert_eq!(
+            named(child).parent_span_id,
+            named("password_hash").span_id,
+            "{child}"
+        );
+    }
+    assert_eq!(
+        named("db_acquire").parent_span_id,
+        named("signup_transaction").span_id
+    );
     // The hook got the trace on, from the hook call's span.
     let to_hook = hook_calls.lock().unwrap().clone();
     assert_eq!(to_hook.len(), 1);
