@@ -238,7 +238,8 @@ async fn a_signup_is_one_trace_that_continues_the_client_s_and_carries_no_secret
 }
 
 /// A collector that takes the connection and never answers: the export queue
-/// (OTEL_BSP_MAX_QUEUE_SIZE) fills, spans are dropped and counted, and signups go on.
+/// (OTEL_BSP_MAX_QUEUE_SIZE) fills, spans are dropped and counted, signups go on, and SIGTERM
+/// still stops the service, cutting the last flush short.
 #[tokio::test]
 async fn a_collector_that_never_answers_costs_spans_not_signups() {
     let db = TestDb::migrated().await;
@@ -297,6 +298,23 @@ async fn a_collector_that_never_answers_costs_spans_not_signups() {
         assert_eq!(res.status(), 201);
     }
     assert!(dropped().await > 0.0);
+    // An export still hangs: SIGTERM stops the service all the same, after a short flush.
+    let mut service = service;
+    let started = std::time::Instant::now();
+    service.signal(libc::SIGTERM);
+    let exit = tokio::time::timeout(Duration::from_secs(60), service.exited())
+        .await
+        .expect("the service exits")
+        .expect("an exit status");
+    println!("exited {:?} after SIGTERM", started.elapsed());
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        service
+            .logs()
+            .contains("traces not flushed within 2 s at shutdown"),
+        "the flush was cut short, not waited out:\n{}",
+        service.logs()
+    );
 }
 
 /// The confirmation mail is sent by the outbox worker, in a trace of its own that links back
