@@ -229,16 +229,19 @@ psql_ <examples/profile-schema.example.sql >/dev/null
 PROFILE_SCHEMA_PATH=examples/profile-schema.example.json $bin migrate >/dev/null
 # One fresh service for one step of signups at c=16: service_step <file> <BENCH_PROFILE> [VAR=value …]
 # (the variables are the service's environment); writes $out/<file>.wrk and prints its rate.
+step_no=0
 service_step() {
   local file=$1 bench_profile=$2 sport p
   shift 2
+  # Short: the example profile's username is u<prefix><thread>_<counter>, at most 20 characters.
+  step_no=$((step_no + 1))
   sport=$(free_port)
   env "$@" BIND_ADDR=127.0.0.1:$sport METRICS_BIND_ADDR= $bin serve >"$out/$file.log" 2>&1 &
   p=$!
   pids+=($p)
   for _ in $(seq 1 100); do curl -fs http://127.0.0.1:$sport/readyz >/dev/null && break; sleep 0.1; done
   curl -fs http://127.0.0.1:$sport/readyz >/dev/null || { cat "$out/$file.log"; exit 1; }
-  BENCH_PREFIX="$file$$" BENCH_PROFILE=$bench_profile wrk -t2 -c16 -d"${dur}s" --timeout 30s -s bench/signup.lua \
+  BENCH_PREFIX="s$step_no$$" BENCH_PROFILE=$bench_profile wrk -t2 -c16 -d"${dur}s" --timeout 30s -s bench/signup.lua \
     http://127.0.0.1:$sport/api/auth/signup >"$out/$file.wrk"
   kill "$p"
   wait "$p" 2>/dev/null || true

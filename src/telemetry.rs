@@ -97,7 +97,8 @@ pub fn layer(router: Router) -> Router {
                             .map_or("unmatched", |p| p.as_str());
                         let span = tracing::info_span!(
                             "request",
-                            otel.name = %format!("{} {route}", req.method()),
+                            // Set by traces::continue_trace, only when traces are on.
+                            otel.name = tracing::field::Empty,
                             otel.kind = "server",
                             http.request.method = %req.method(),
                             http.route = %route,
@@ -108,7 +109,7 @@ pub fn layer(router: Router) -> Router {
                             trace_id = tracing::field::Empty,
                             span_id = tracing::field::Empty,
                         );
-                        crate::traces::continue_trace(&span, req.headers());
+                        crate::traces::continue_trace(&span, req.method(), route, req.headers());
                         crate::traces::record_ids(&span);
                         span
                     })

@@ -200,11 +200,18 @@ pub fn record_child(name: &'static str, start: std::time::SystemTime, end: std::
     span.end_with_timestamp(end);
 }
 
-/// Sets the parent of `span` from the request's `traceparent` / `tracestate`, when tracing is on.
-pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+/// Names the server span `span` (`<method> <route>`) and sets its parent from the request's
+/// `traceparent` / `tracestate`, when tracing is on (off, nothing is formatted or parsed).
+pub fn continue_trace(
+    span: &tracing::Span,
+    method: &axum::http::Method,
+    route: &str,
+    headers: &axum::http::HeaderMap,
+) {
     if PROVIDER.get().is_none() {
         return;
     }
+    span.record("otel.name", format!("{method} {route}"));
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&opentelemetry_http::HeaderExtractor(headers))
