@@ -1,4 +1,8 @@
-//! An HTTP auth hook, called as GoTrue v2.196.0 calls one (`internal/hooks/hookshttp`): a JSON
+//! GoTrue's auth hooks as the service calls them: a [`HookTarget`] is a Postgres function
+//! ([`PgHook`], called with a statement of the caller's: `store::signup`, `store::hook_outbox`)
+//! or an HTTP endpoint ([`HttpHook`]).
+//!
+//! An HTTP auth hook is called as GoTrue v2.196.0 calls one (`internal/hooks/hookshttp`): a JSON
 //! POST signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`:
 //! `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` per secret, `, `-separated), 5 s for the
 //! whole call including retries, at most 3 attempts: a 429 or 503 with `Retry-After` is tried
@@ -13,7 +17,45 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::config::WebhookSecret;
+use crate::config::{Hook, WebhookSecret};
+
+/// Where an auth hook is called (HOOK_*_USER_CREATED_URI), ready to call.
+#[derive(Debug, Clone)]
+pub enum HookTarget {
+    /// A Postgres function, called on the service's connection.
+    Pg(PgHook),
+    /// An HTTP endpoint, called signed.
+    Http(HttpHook),
+}
+
+impl HookTarget {
+    pub fn new(hook: &Hook) -> Result<Self, reqwest::Error> {
+        Ok(match hook {
+            Hook::PgFunction { schema, function } => Self::Pg(PgHook::new(schema, function)),
+            Hook::Http { url, secrets } => Self::Http(HttpHook::new(url, secrets)?),
+        })
+    }
+}
+
+/// GoTrue's timeout for a Postgres function hook.
+pub const PG_HOOK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A `pg-functions://…/<schema>/<function>` hook.
+#[derive(Debug, Clone)]
+pub struct PgHook {
+    /// `"schema"."function"`, both parts checked identifiers (config::hooks).
+    pub function: String,
+    pub timeout: Duration,
+}
+
+impl PgHook {
+    pub fn new(schema: &str, function: &str) -> Self {
+        Self {
+            function: format!("\"{schema}\".\"{function}\""),
+            timeout: PG_HOOK_TIMEOUT,
+        }
+    }
+}
 
 /// GoTrue's limits.
 const TIMEOUT: Duration = Duration::from_secs(5);

@@ -15,15 +15,15 @@ use crate::captcha::CaptchaVerifier;
 use crate::config::{CorsOrigins, Hook, Settings};
 use crate::domain::SignupRules;
 use crate::gotrue::GoTrueClient;
-use crate::hooks::HttpHook;
+use crate::hooks::HookTarget;
 use crate::idempotency::Idempotency;
 use crate::outbox::Worker;
-use crate::outbox::hook::{AfterUserCreated, HookWorker};
+use crate::outbox::hook::HookWorker;
 use crate::password::Hasher;
 use crate::routes::login::FailedLoginTimes;
 use crate::routes::{self, AppState, RateLimitTables};
 use crate::server::{self, ConnectionLimits};
-use crate::signup::{BeforeUserCreated, PgHook, SignupPolicy, SignupService};
+use crate::signup::{SignupPolicy, SignupService};
 use crate::store;
 use crate::telemetry;
 
@@ -101,26 +101,9 @@ impl Application {
         let outbox_wake = Arc::new(Notify::new());
         let worker = outbox_worker(&settings, &pool, gotrue.as_ref(), &outbox_wake);
         let hook_wake = Arc::new(Notify::new());
-        let hook_worker = settings
-            .hooks
-            .after_user_created
-            .as_ref()
-            .map(|hook| {
-                Ok::<_, StartupError>(HookWorker::new(
-                    pool.clone(),
-                    match hook {
-                        Hook::PgFunction { schema, function } => {
-                            AfterUserCreated::Pg(PgHook::new(schema, function))
-                        }
-                        Hook::Http { url, secrets } => AfterUserCreated::Http(
-                            HttpHook::new(url, secrets).map_err(StartupError::HttpClient)?,
-                        ),
-                    },
-                    settings.outbox,
-                    Arc::clone(&hook_wake),
-                ))
-            })
-            .transpose()?;
+        let hook_worker = hook_target(settings.hooks.after_user_created.as_ref())?.map(|hook| {
+            HookWorker::new(pool.clone(), hook, settings.outbox, Arc::clone(&hook_wake))
+        });
         let client_ip = routes::ClientIp {
             trust_forwarded_for: settings.trust_forwarded_for,
         };
@@ -324,16 +307,15 @@ fn signup_service(
             conceal_existing_emails: settings.conceal_existing_emails,
             conceal_min_duration: settings.conceal_min_duration,
         },
-        before_user_created: match &settings.hooks.before_user_created {
-            Some(Hook::PgFunction { schema, function }) => {
-                Some(BeforeUserCreated::Pg(PgHook::new(schema, function)))
-            }
-            Some(Hook::Http { url, secrets }) => Some(BeforeUserCreated::Http(
-                HttpHook::new(url, secrets).map_err(StartupError::HttpClient)?,
-            )),
-            None => None,
-        },
+        before_user_created: hook_target(settings.hooks.before_user_created.as_ref())?,
     })
+}
+
+/// A configured hook, ready to call.
+fn hook_target(hook: Option<&Hook>) -> Result<Option<HookTarget>, StartupError> {
+    hook.map(HookTarget::new)
+        .transpose()
+        .map_err(StartupError::HttpClient)
 }
 
 /// Refuses to start when the schema is incomplete. An unreachable database is not fatal: the

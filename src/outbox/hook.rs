@@ -22,23 +22,15 @@ use tracing::Instrument;
 
 use super::{NextStep, deliver_until, next_step};
 use crate::config::OutboxSettings;
-use crate::hooks::{HookError, HttpHook, Verdict};
+use crate::hooks::{HookTarget, Verdict};
 use crate::observe;
-use crate::signup::PgHook;
 use crate::store::hook_outbox::{self as sql, ClaimedHookCall, PgCall};
 use crate::store::{Database, StoreError};
-
-/// Where the after_user_created hook is.
-#[derive(Debug, Clone)]
-pub enum AfterUserCreated {
-    Pg(PgHook),
-    Http(HttpHook),
-}
 
 #[derive(Clone)]
 pub struct HookWorker {
     db: Database,
-    hook: AfterUserCreated,
+    hook: HookTarget,
     settings: OutboxSettings,
     wake: Arc<Notify>,
 }
@@ -46,7 +38,7 @@ pub struct HookWorker {
 impl HookWorker {
     pub fn new(
         db: Database,
-        hook: AfterUserCreated,
+        hook: HookTarget,
         settings: OutboxSettings,
         wake: Arc<Notify>,
     ) -> Self {
@@ -111,7 +103,7 @@ impl HookWorker {
         job: &ClaimedHookCall,
     ) -> Result<Result<(), String>, StoreError> {
         let answer = match &self.hook {
-            AfterUserCreated::Pg(hook) => {
+            HookTarget::Pg(hook) => {
                 match sql::call_pg_hook(
                     conn,
                     &hook.function,
@@ -128,12 +120,10 @@ impl HookWorker {
                     PgCall::Failed(why) => return Ok(Err(why)),
                 }
             }
-            AfterUserCreated::Http(hook) => {
+            HookTarget::Http(hook) => {
                 match hook.call_as(&job.input, &job.webhook_id.to_string()).await {
                     Ok(verdict) => verdict,
-                    Err(err @ (HookError::Unavailable | HookError::Invalid(_))) => {
-                        return Ok(Err(err.to_string()));
-                    }
+                    Err(err) => return Ok(Err(err.to_string())),
                 }
             }
         };

@@ -4,7 +4,6 @@
 //! signup transaction (`store::signup`).
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -12,26 +11,6 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::domain::NewUser;
-
-/// GoTrue's timeout for a Postgres function hook.
-pub const PG_HOOK_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A `pg-functions://…/<schema>/<function>` hook.
-#[derive(Debug, Clone)]
-pub struct PgHook {
-    /// `"schema"."function"`, both parts checked identifiers (config::hooks).
-    pub function: String,
-    pub timeout: Duration,
-}
-
-impl PgHook {
-    pub fn new(schema: &str, function: &str) -> Self {
-        Self {
-            function: format!("\"{schema}\".\"{function}\""),
-            timeout: PG_HOOK_TIMEOUT,
-        }
-    }
-}
 
 /// The hook's input for `user`, about to be inserted as `user_id` at `now`.
 pub fn before_user_created_input(

@@ -26,11 +26,10 @@ pub use answer::{
     AnswerError, CONCEALED, ConcealedResponse, SignupResponse, SignupResponseDoc,
     to_json as answer_json,
 };
-pub use hook::{PG_HOOK_TIMEOUT, PgHook};
 
 use crate::captcha::{CaptchaError, CaptchaVerifier};
 use crate::domain::{NewUser, SignupForm, SignupRules, ValidationErrors};
-use crate::hooks::{HookError, HttpHook, Verdict};
+use crate::hooks::{HookError, HookTarget, Verdict};
 use crate::idempotency::{
     self, HeldKey, Idempotency, IdempotencyError, IdempotencyKey, NextAction,
 };
@@ -52,17 +51,10 @@ pub struct SignupService {
     pub after_user_created: Option<Arc<Notify>>,
     pub rules: SignupRules,
     pub policy: SignupPolicy,
-    /// GoTrue's before_user_created hook (HOOK_BEFORE_USER_CREATED_*).
-    pub before_user_created: Option<BeforeUserCreated>,
-}
-
-/// Where the before_user_created hook is.
-#[derive(Debug, Clone)]
-pub enum BeforeUserCreated {
-    /// Called inside the signup transaction.
-    Pg(PgHook),
-    /// Called before the password is hashed, like the captcha.
-    Http(HttpHook),
+    /// GoTrue's before_user_created hook (HOOK_BEFORE_USER_CREATED_*): a Postgres function is
+    /// called inside the signup transaction, an HTTP hook before the password is hashed, like
+    /// the captcha.
+    pub before_user_created: Option<HookTarget>,
 }
 
 /// The settings that decide how a signup goes.
@@ -201,7 +193,7 @@ impl SignupService {
         user: &NewUser,
         client_ip: Option<IpAddr>,
     ) -> Result<(), SignupFailure> {
-        let Some(BeforeUserCreated::Http(hook)) = &self.before_user_created else {
+        let Some(HookTarget::Http(hook)) = &self.before_user_created else {
             return Ok(());
         };
         let input = hook::before_user_created_input(
@@ -268,7 +260,7 @@ impl SignupService {
             Some(held) => Some(held.completion(201, answer::to_json(&body)?)),
         };
         let hook = match &self.before_user_created {
-            Some(BeforeUserCreated::Pg(hook)) => Some(hook),
+            Some(HookTarget::Pg(hook)) => Some(hook),
             _ => None,
         }
         .map(|hook| BeforeHook {
