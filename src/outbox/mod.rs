@@ -78,8 +78,8 @@ impl Worker {
             return Ok(None);
         };
         let span = tracing::info_span!("outbox", outbox_id = job.id, user_id = %job.user_id);
-        if let Some(trace) = sql::trace_context(conn, job.id).await? {
-            crate::traces::link_to(&span, &trace);
+        if let Some(trace) = &job.trace_context {
+            crate::traces::link_to(&span, trace);
         }
         async move {
             let result = match &job.email {

@@ -16,6 +16,8 @@ pub struct ClaimedConfirmation {
     pub email: Option<String>,
     /// Attempts made before this one.
     pub attempts: i32,
+    /// The signup's W3C traceparent, when it was traced.
+    pub trace_context: Option<String>,
 }
 
 /// The oldest due pending row no one else holds, locked in `conn`'s open transaction.
@@ -23,25 +25,17 @@ pub async fn claim_next(
     conn: &mut PgConnection,
 ) -> Result<Option<ClaimedConfirmation>, StoreError> {
     // The function (its live definition: migrations/README.md) selects the oldest due pending
-    // row `for update of o skip locked`, joined to auth.users for the email.
+    // row `for update of o skip locked`, joined to auth.users for the email; the row's own
+    // columns it does not return (the trace, migration 0021) are read beside it.
     Ok(sqlx::query_as!(
         ClaimedConfirmation,
-        r#"select id as "id!", user_id as "user_id!", email, attempts as "attempts!"
-           from atomic_signup.claim_confirmation()"#
+        r#"select c.id as "id!", c.user_id as "user_id!", c.email, c.attempts as "attempts!",
+                  o.trace_context
+           from atomic_signup.claim_confirmation() c
+           join atomic_signup.confirmation_outbox o on o.id = c.id"#
     )
     .fetch_optional(&mut *conn)
     .await?)
-}
-
-/// The signup's W3C traceparent kept with row `id`, when it was traced.
-pub async fn trace_context(conn: &mut PgConnection, id: i64) -> Result<Option<String>, StoreError> {
-    Ok(sqlx::query_scalar!(
-        "select trace_context from atomic_signup.confirmation_outbox where id = $1",
-        id
-    )
-    .fetch_optional(&mut *conn)
-    .await?
-    .flatten())
 }
 
 /// The delivery states of an outbox table (`$table`, a literal): a claimed row is marked sent,
