@@ -104,10 +104,11 @@ impl GoTrueClient {
         // A client span per call (its traceparent goes to GoTrue: `post`).
         let span = tracing::info_span!(
             "gotrue",
-            otel.name = %format!("gotrue {endpoint}"),
+            otel.name = tracing::field::Empty,
             otel.kind = "client",
             gotrue.endpoint = endpoint,
         );
+        crate::traces::name_span(&span, || format!("gotrue {endpoint}"));
         let result = call.instrument(span).await;
         let outcome = match &result {
             Ok(_) => "ok",

@@ -200,6 +200,14 @@ pub fn record_child(name: &'static str, start: std::time::SystemTime, end: std::
     span.end_with_timestamp(end);
 }
 
+/// Names `span` in traces (its `otel.name`, declared empty), when tracing is on; off, the name
+/// is never formatted.
+pub fn name_span(span: &tracing::Span, name: impl FnOnce() -> String) {
+    if PROVIDER.get().is_some() {
+        span.record("otel.name", name());
+    }
+}
+
 /// Names the server span `span` (`<method> <route>`) and sets its parent from the request's
 /// `traceparent` / `tracestate`, when tracing is on (off, nothing is formatted or parsed).
 pub fn continue_trace(
@@ -211,7 +219,7 @@ pub fn continue_trace(
     if PROVIDER.get().is_none() {
         return;
     }
-    span.record("otel.name", format!("{method} {route}"));
+    name_span(span, || format!("{method} {route}"));
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&opentelemetry_http::HeaderExtractor(headers))

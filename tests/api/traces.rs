@@ -224,6 +224,23 @@ async fn a_signup_is_one_trace_that_continues_the_client_s_and_carries_no_secret
     let sent = call.traceparent.expect("a traceparent to GoTrue");
     assert!(sent.starts_with(&format!("00-{TRACE_ID}-")), "{sent}");
     assert!(!sent.contains(PARENT_ID), "a span of the service's: {sent}");
+    // That span is the GoTrue call's client span.
+    let gotrue_span = || {
+        spans(&exports)
+            .into_iter()
+            .find(|s| s.name == "gotrue token" && hex(&s.trace_id) == TRACE_ID)
+    };
+    assert!(
+        support::eventually(Duration::from_secs(30), || async {
+            gotrue_span().is_some()
+        })
+        .await,
+        "{:#?}",
+        spans(&exports).iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    let gotrue_span = gotrue_span().unwrap();
+    assert_eq!(gotrue_span.kind, 3, "SPAN_KIND_CLIENT");
+    assert_eq!(&sent[36..52], hex(&gotrue_span.span_id));
 
     // Nothing secret in anything exported.
     let service = service.stop().await;
