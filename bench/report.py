@@ -244,45 +244,39 @@ if all(os.path.exists(os.path.join(out, f"mode_{m}.wrk")) for m, _ in modes):
                      f"{(percentile(b0, b1, 0.50) or 0) * 1000:.2f} | "
                      f"{(t1 - t0) / created if created else 0:.2f} |")
     lines.append("")
-steps_p = ["d1", "f1", "d2", "f2"]
-if all(os.path.exists(os.path.join(out, f"profile_{p}.wrk")) for p in steps_p):
-    r = {p: wrk(f"profile_{p}.wrk") for p in steps_p}
+def alternating(title, column, base, base_files, other, other_files, bound=""):
+    """A table of two variants measured alternately (one fresh service per step): the signups
+    committed per second of each, summed over its steps, and the other's ratio to the base."""
+    files = base_files + other_files
+    if not all(os.path.exists(os.path.join(out, f"{f}.wrk")) for f in files):
+        return
+    r = {f: wrk(f"{f}.wrk") for f in files}
     def rate(names):
-        created = sum(r[p]["requests"] - r[p]["non2xx"] for p in names)
-        return created / sum(r[p]["duration_us"] / 1e6 for p in names)
-    default, five = rate(["d1", "d2"]), rate(["f1", "f2"])
-    refused = sum(r[p]["non2xx"] for p in steps_p)
-    lines.append("**Profile fields** (c=16, one fresh service per step, default and five fields "
-                 "alternating twice): the default profile (`name`) against "
-                 "`examples/profile-schema.example.json` (five typed fields more, validated and "
-                 "written by the same statement).")
+        created = sum(r[f]["requests"] - r[f]["non2xx"] for f in names)
+        return created / sum(r[f]["duration_us"] / 1e6 for f in names)
+    base_rate, other_rate = rate(base_files), rate(other_files)
+    refused = sum(r[f]["non2xx"] for f in files)
+    lines.append(title)
     lines.append("")
-    lines.append("| profile | signups/s | ÷ default |")
+    lines.append(f"| {column} | signups/s | ÷ {base} |")
     lines.append("|---|---|---|")
-    lines.append(f"| default | {default:.1f} | 1.00 |")
-    lines.append(f"| five typed fields | {five:.1f} | {five / default:.3f} |")
+    lines.append(f"| {base} | {base_rate:.1f} | 1.00 |")
+    lines.append(f"| {other} | {other_rate:.1f} | {other_rate / base_rate:.3f} |")
     lines.append("")
-    lines.append(f"- The issue's bound: within 5 % of the default (÷ default ≥ 0.95). Answers other than 201: {refused}.")
+    lines.append(f"- {bound}Answers other than 201: {refused}.")
     lines.append("")
-steps_t = ["trace_off1", "trace_down1", "trace_off2", "trace_down2"]
-if all(os.path.exists(os.path.join(out, f"{t}.wrk")) for t in steps_t):
-    r = {t: wrk(f"{t}.wrk") for t in steps_t}
-    def rate(names):
-        created = sum(r[t]["requests"] - r[t]["non2xx"] for t in names)
-        return created / sum(r[t]["duration_us"] / 1e6 for t in names)
-    off, down = rate(["trace_off1", "trace_off2"]), rate(["trace_down1", "trace_down2"])
-    refused = sum(r[t]["non2xx"] for t in steps_t)
-    lines.append("**Traces** (c=16, one fresh service per step, off and on alternating twice): "
-                 "OpenTelemetry off (no endpoint: no exporter) against on with the collector "
-                 "down (nothing listens at `OTEL_EXPORTER_OTLP_ENDPOINT`).")
-    lines.append("")
-    lines.append("| traces | signups/s | ÷ off |")
-    lines.append("|---|---|---|")
-    lines.append(f"| off | {off:.1f} | 1.00 |")
-    lines.append(f"| on, collector down | {down:.1f} | {down / off:.3f} |")
-    lines.append("")
-    lines.append(f"- Answers other than 201: {refused}.")
-    lines.append("")
+alternating("**Profile fields** (c=16, one fresh service per step, default and five fields "
+            "alternating twice): the default profile (`name`) against "
+            "`examples/profile-schema.example.json` (five typed fields more, validated and "
+            "written by the same statement).",
+            "profile", "default", ["profile_d1", "profile_d2"],
+            "five typed fields", ["profile_f1", "profile_f2"],
+            bound="The issue's bound: within 5 % of the default (÷ default ≥ 0.95). ")
+alternating("**Traces** (c=16, one fresh service per step, off and on alternating twice): "
+            "OpenTelemetry off (no endpoint: no exporter) against on with the collector "
+            "down (nothing listens at `OTEL_EXPORTER_OTLP_ENDPOINT`).",
+            "traces", "off", ["trace_off1", "trace_off2"],
+            "on, collector down", ["trace_down1", "trace_down2"])
 lines.append("- Transaction percentiles come from the service's own histogram "
              "(`atomic_signup_signup_transaction_duration_seconds`, interpolated within buckets "
              "0.5/1/1.5/2/3/4/5/7.5/10 ms …); statements per signup from `pg_stat_statements` "
