@@ -67,6 +67,29 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The service binary with a cheap hash, exporting traces to `endpoint` every 100 ms (tests add
+/// their own variables after, later ones win).
+fn traced_binary(db: &TestDb, endpoint: &str) -> tokio::process::Command {
+    let mut command = support::service_binary(&support::database_url(db, "postgres", "postgres"));
+    command
+        .env("ARGON2_MEMORY_KIB", "1024")
+        .env("ARGON2_ITERATIONS", "1")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    command
+}
+
+/// With the GoTrue `double` as its GoTrue.
+fn with_double(
+    mut command: tokio::process::Command,
+    double: &GoTrueDouble,
+) -> tokio::process::Command {
+    command
+        .env("GOTRUE_URL", &double.url)
+        .env("SUPABASE_ANON_KEY", ANON_KEY);
+    command
+}
+
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
 
@@ -90,21 +113,15 @@ async fn a_signup_is_one_trace_that_continues_the_client_s_and_carries_no_secret
         }),
     );
     let hook_url = format!("{}/hook", support::serve_on_loopback(hook).await);
-    let mut command = support::service_binary(&support::database_url(&db, "postgres", "postgres"));
+    let mut command = with_double(traced_binary(&db, &endpoint), &double);
     command
-        .env("GOTRUE_URL", &double.url)
-        .env("SUPABASE_ANON_KEY", ANON_KEY)
-        .env("ARGON2_MEMORY_KIB", "1024")
-        .env("ARGON2_ITERATIONS", "1")
         .env("REQUIRE_EMAIL_CONFIRMATION", "false")
         .env("HOOK_BEFORE_USER_CREATED_ENABLED", "true")
         .env("HOOK_BEFORE_USER_CREATED_URI", &hook_url)
         .env(
             "HOOK_BEFORE_USER_CREATED_SECRETS",
             "v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        )
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+        );
     let service = ServiceProcess::start(command).await;
     let client = support::http_client();
     let password = "correct horse battery";
@@ -265,12 +282,9 @@ async fn a_collector_that_never_answers_costs_spans_not_signups() {
         axum::routing::post(std::future::pending::<axum::http::StatusCode>),
     );
     let endpoint = support::serve_on_loopback(hanging).await;
-    let mut command = support::service_binary(&support::database_url(&db, "postgres", "postgres"));
+    let mut command = traced_binary(&db, &endpoint);
     command
-        .env("ARGON2_MEMORY_KIB", "1024")
-        .env("ARGON2_ITERATIONS", "1")
         .env("METRICS_BIND_ADDR", "127.0.0.1:0")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
         .env("OTEL_BSP_SCHEDULE_DELAY", "50")
         .env("OTEL_BSP_MAX_QUEUE_SIZE", "8");
     let service = ServiceProcess::start(command).await;
@@ -341,15 +355,8 @@ async fn the_confirmation_mail_s_delivery_links_to_the_signup_s_trace() {
     let db = TestDb::migrated().await;
     let double = GoTrueDouble::start(db.pool.clone()).await;
     let (endpoint, exports) = collector().await;
-    let mut command = support::service_binary(&support::database_url(&db, "postgres", "postgres"));
-    command
-        .env("GOTRUE_URL", &double.url)
-        .env("SUPABASE_ANON_KEY", ANON_KEY)
-        .env("ARGON2_MEMORY_KIB", "1024")
-        .env("ARGON2_ITERATIONS", "1")
-        .env("OUTBOX_POLL_INTERVAL_MS", "50")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let mut command = with_double(traced_binary(&db, &endpoint), &double);
+    command.env("OUTBOX_POLL_INTERVAL_MS", "50");
     let service = ServiceProcess::start(command).await;
     let res = support::http_client()
         .post(format!("{}/api/auth/signup", service.base))
