@@ -277,7 +277,7 @@ async fn app_with_http_hook(url: String) -> TestApp {
         .configure(move |s| {
             s.hooks.before_user_created = Some(Hook::Http {
                 url,
-                secrets: vec![atomic_signup::config::WebhookSecret::parse(SECRET).unwrap()],
+                secrets: secrets(),
             })
         })
         .spawn()
@@ -386,12 +386,9 @@ async fn all_sent(db: &support::TestDb, expected: usize) -> bool {
     rows.len() == expected && rows.iter().all(|r| r.1 == "sent")
 }
 
-const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
-#[tokio::test]
-async fn after_user_created_is_told_once_per_user_after_the_commit_signed_with_a_fixed_id() {
-    let (url, calls) = receiver().await;
-    let app = TestApp::builder()
+/// The service with an HTTP after_user_created hook at `url`.
+async fn app_with_after_hook(url: String) -> TestApp {
+    TestApp::builder()
         .configure(move |s| {
             s.hooks.after_user_created = Some(Hook::Http {
                 url,
@@ -399,7 +396,15 @@ async fn after_user_created_is_told_once_per_user_after_the_commit_signed_with_a
             })
         })
         .spawn()
-        .await;
+        .await
+}
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[tokio::test]
+async fn after_user_created_is_told_once_per_user_after_the_commit_signed_with_a_fixed_id() {
+    let (url, calls) = receiver().await;
+    let app = app_with_after_hook(url).await;
     let mut ids = std::collections::BTreeMap::new();
     for email in [
         "ok@example.com",
@@ -621,15 +626,7 @@ async fn a_receiver_that_is_down_gets_the_after_hook_call_when_it_comes_back() {
         }
         axum::serve(listener, router).await
     });
-    let app = TestApp::builder()
-        .configure(move |s| {
-            s.hooks.after_user_created = Some(Hook::Http {
-                url,
-                secrets: secrets(),
-            })
-        })
-        .spawn()
-        .await;
+    let app = app_with_after_hook(url).await;
     let res = app
         .signup(&signup_body("D", "later@example.com", "Creator"))
         .await;
