@@ -274,12 +274,7 @@ fn receiver_router(state: Calls) -> axum::Router {
 
 async fn app_with_http_hook(url: String) -> TestApp {
     TestApp::builder()
-        .configure(move |s| {
-            s.hooks.before_user_created = Some(Hook::Http {
-                url,
-                secrets: secrets(),
-            })
-        })
+        .configure(move |s| s.hooks.before_user_created = Some(http(url)))
         .spawn()
         .await
 }
@@ -370,6 +365,14 @@ fn secrets() -> Vec<atomic_signup::config::WebhookSecret> {
     vec![atomic_signup::config::WebhookSecret::parse(SECRET).unwrap()]
 }
 
+/// An HTTP hook at `url`, signed with [`SECRET`].
+fn http(url: String) -> Hook {
+    Hook::Http {
+        url,
+        secrets: secrets(),
+    }
+}
+
 /// The after_user_created rows: (email, status, attempts, webhook id), by email.
 async fn after_rows(db: &support::TestDb) -> Vec<(String, String, i32, uuid::Uuid)> {
     sqlx::query_as(
@@ -389,12 +392,7 @@ async fn all_sent(db: &support::TestDb, expected: usize) -> bool {
 /// The service with an HTTP after_user_created hook at `url`.
 async fn app_with_after_hook(url: String) -> TestApp {
     TestApp::builder()
-        .configure(move |s| {
-            s.hooks.after_user_created = Some(Hook::Http {
-                url,
-                secrets: secrets(),
-            })
-        })
+        .configure(move |s| s.hooks.after_user_created = Some(http(url)))
         .spawn()
         .await
 }
@@ -546,10 +544,7 @@ async fn a_postgres_after_user_created_function_is_told_exactly_once_and_a_failu
 #[tokio::test]
 async fn two_replicas_tell_the_after_hook_once_per_user() {
     let (url, calls) = receiver().await;
-    let hook = Hook::Http {
-        url,
-        secrets: secrets(),
-    };
+    let hook = http(url);
     let one_hook = hook.clone();
     let one = TestApp::builder()
         .configure(move |s| s.hooks.after_user_created = Some(one_hook))
