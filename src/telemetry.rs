@@ -110,7 +110,6 @@ pub fn layer(router: Router) -> Router {
                             span_id = tracing::field::Empty,
                         );
                         crate::traces::continue_trace(&span, req.method(), route, req.headers());
-                        crate::traces::record_ids(&span);
                         span
                     })
                     .on_response(

@@ -33,7 +33,7 @@ static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 
 /// Whether an OTLP endpoint is configured.
-pub fn configured() -> bool {
+fn configured() -> bool {
     [
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -208,8 +208,10 @@ pub fn name_span(span: &tracing::Span, name: impl FnOnce() -> String) {
     }
 }
 
-/// Names the server span `span` (`<method> <route>`) and sets its parent from the request's
-/// `traceparent` / `tracestate`, when tracing is on (off, nothing is formatted or parsed).
+/// Makes `span` the server span of a request, when tracing is on (off, nothing is formatted or
+/// parsed): names it `<method> <route>`, continues the trace of the request's `traceparent` /
+/// `tracestate`, and records the trace's and its own ids in its `trace_id` and `span_id` fields,
+/// so the request's log lines carry them and logs join traces.
 pub fn continue_trace(
     span: &tracing::Span,
     method: &axum::http::Method,
@@ -219,22 +221,10 @@ pub fn continue_trace(
     if PROVIDER.get().is_none() {
         return;
     }
-    name_span(span, || format!("{method} {route}"));
-    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&opentelemetry_http::HeaderExtractor(headers))
-    });
-    let _ = span.set_parent(parent);
-}
-
-/// Records the trace's and the span's ids on `span` (its `trace_id` and `span_id` fields), so
-/// the log lines of the request carry them and logs join traces; when tracing is on.
-pub fn record_ids(span: &tracing::Span) {
-    if PROVIDER.get().is_none() {
-        return;
-    }
     use opentelemetry::trace::TraceContextExt as _;
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    name_span(span, || format!("{method} {route}"));
+    let _ = span.set_parent(extract(headers));
     let context = span.context();
     let otel = context.span();
     let ids = otel.span_context();
@@ -242,6 +232,13 @@ pub fn record_ids(span: &tracing::Span) {
         span.record("trace_id", tracing::field::display(ids.trace_id()));
         span.record("span_id", tracing::field::display(ids.span_id()));
     }
+}
+
+/// The trace context that `headers` carry (`traceparent`, `tracestate`).
+fn extract(headers: &axum::http::HeaderMap) -> opentelemetry::Context {
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&opentelemetry_http::HeaderExtractor(headers))
+    })
 }
 
 /// The current span's W3C `traceparent` (and `tracestate`) as headers for an outgoing request
@@ -274,10 +271,7 @@ pub fn link_to(span: &tracing::Span, traceparent: &str) {
     };
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert("traceparent", value);
-    let context = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&opentelemetry_http::HeaderExtractor(&headers))
-    });
-    let linked = context.span().span_context().clone();
+    let linked = extract(&headers).span().span_context().clone();
     if linked.is_valid() {
         span.add_link(linked);
     }
