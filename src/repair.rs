@@ -56,8 +56,71 @@ pub enum Action {
     },
     Delete,
     Skip {
-        reason: String,
+        reason: SkipReason,
     },
+}
+
+/// Why an orphan is left as it is (listed in its words).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SkipReason {
+    /// Its app metadata names no role of SIGNUP_ROLES and there is no `--default-role`: with
+    /// `--apply`, the run is refused ([`RepairError::RoleNeeded`]).
+    NoRole,
+    /// `--skip-invalid`, and its metadata holds no valid name.
+    NoValidName,
+    /// The profile the schema asks for cannot be made (the fields' problems).
+    Profile(String),
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoRole => f.write_str(
+                "no role of SIGNUP_ROLES in app metadata (give one with --default-role)",
+            ),
+            Self::NoValidName => {
+                f.write_str("no valid name in the user's metadata (--skip-invalid)")
+            }
+            Self::Profile(problems) => write!(
+                f,
+                "profile: {problems} (give a value with --set <field>=<value>)"
+            ),
+        }
+    }
+}
+
+impl Serialize for SkipReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// What `--apply` did with one orphan.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Done,
+    /// No longer an orphan (or no longer one to delete) when its turn came.
+    LeftAlone,
+    Skipped,
+    /// The database refused the change (its message).
+    Failed(String),
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Done => f.write_str("done"),
+            Self::LeftAlone => f.write_str("left_alone"),
+            Self::Skipped => f.write_str("skipped"),
+            Self::Failed(message) => write!(f, "failed: {message}"),
+        }
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// One orphan and its action, as listed.
@@ -72,10 +135,9 @@ pub struct PlannedOrphan {
     pub last_sign_in_at: Option<OffsetDateTime>,
     #[serde(flatten)]
     pub action: Action,
-    /// After `--apply`: `done`, `left_alone` (no longer an orphan when its turn came) or
-    /// `failed: …`.
+    /// After `--apply`: `done`, `left_alone`, `skipped` or `failed: …`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
 }
 
 /// The whole run: every orphan, and the counts.
@@ -94,7 +156,7 @@ impl RepairReport {
         }
         self.orphans
             .iter()
-            .all(|o| matches!(o.outcome.as_deref(), Some("done" | "left_alone")))
+            .all(|o| matches!(o.outcome, Some(Outcome::Done | Outcome::LeftAlone)))
     }
 
     /// The report as lines of text.
@@ -219,9 +281,7 @@ impl Rules<'_> {
             (None, Some(default)) => (default.clone(), "--default-role"),
             (None, None) => {
                 return Action::Skip {
-                    reason:
-                        "no role of SIGNUP_ROLES in app metadata (give one with --default-role)"
-                            .to_owned(),
+                    reason: SkipReason::NoRole,
                 };
             }
         };
@@ -239,7 +299,7 @@ impl Rules<'_> {
                 }
                 None if self.options.skip_invalid => {
                     return Action::Skip {
-                        reason: "no valid name in the user's metadata (--skip-invalid)".to_owned(),
+                        reason: SkipReason::NoValidName,
                     };
                 }
                 None => {
@@ -258,10 +318,7 @@ impl Rules<'_> {
                 .map(|(field, message)| format!("{field} {message}"))
                 .collect();
             return Action::Skip {
-                reason: format!(
-                    "profile: {} (give a value with --set <field>=<value>)",
-                    problems.join("; ")
-                ),
+                reason: SkipReason::Profile(problems.join("; ")),
             };
         }
         Action::CreateProfile {
@@ -330,7 +387,14 @@ pub async fn run(
         .collect();
     let role_needed = orphans
         .iter()
-        .filter(|o| matches!(&o.action, Action::Skip { reason } if reason.starts_with("no role")))
+        .filter(|o| {
+            matches!(
+                o.action,
+                Action::Skip {
+                    reason: SkipReason::NoRole
+                }
+            )
+        })
         .count();
     if rules.options.apply && role_needed > 0 {
         return Err(RepairError::RoleNeeded(
@@ -363,20 +427,20 @@ pub async fn run(
                 Action::Skip { .. } => None,
             };
             orphan.outcome = Some(match done {
-                None => "skipped".to_owned(),
-                Some(Ok(Done::Changed)) => "done".to_owned(),
-                Some(Ok(Done::LeftAlone)) => "left_alone".to_owned(),
+                None => Outcome::Skipped,
+                Some(Ok(Done::Changed)) => Outcome::Done,
+                Some(Ok(Done::LeftAlone)) => Outcome::LeftAlone,
                 Some(Err(err)) if crate::store::is_unavailable(&err) => return Err(err.into()),
-                Some(Err(err)) => format!("failed: {}", database_message(&err)),
+                Some(Err(err)) => Outcome::Failed(database_message(&err)),
             });
             progress(i + 1, total);
         }
     }
     let mut summary = BTreeMap::new();
     for o in &orphans {
-        let key = match (&o.action, o.outcome.as_deref()) {
-            (_, Some("left_alone")) => "left alone",
-            (_, Some(outcome)) if outcome.starts_with("failed") => "failed",
+        let key = match (&o.action, &o.outcome) {
+            (_, Some(Outcome::LeftAlone)) => "left alone",
+            (_, Some(Outcome::Failed(_))) => "failed",
             (Action::CreateProfile { .. }, Some(_)) => "profiles created",
             (Action::CreateProfile { .. }, None) => "profiles to create",
             (Action::Delete, Some(_)) => "deleted",
