@@ -117,11 +117,7 @@ async fn migrate() -> Result<(), String> {
             )
         })?;
     // Profiles for users GoTrue creates itself (PROFILE_FOR_EXTERNAL_USERS): the trigger's switch.
-    let defaults: serde_json::Map<String, serde_json::Value> = profile
-        .fields()
-        .iter()
-        .filter_map(|f| Some((f.name.clone(), f.default.clone()?)))
-        .collect();
+    let defaults = profile.defaults();
     store::external_users::write(&pool, external.as_deref().map(|role| (role, &defaults)))
         .await
         .map_err(|e| {

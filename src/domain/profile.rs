@@ -294,6 +294,14 @@ impl ProfileSchema {
         &self.fields
     }
 
+    /// The declared defaults, by field (the fields without one are absent).
+    pub fn defaults(&self) -> Map<String, Value> {
+        self.fields
+            .iter()
+            .filter_map(|f| Some((f.name.clone(), f.default.clone()?)))
+            .collect()
+    }
+
     /// The schema as it was declared.
     pub fn source(&self) -> &Value {
         &self.source

@@ -174,3 +174,13 @@ fn schemas_outside_the_supported_subset_are_refused_naming_the_property() {
         assert!(error.contains(expected), "{schema}: {error}");
     }
 }
+
+#[test]
+fn the_defaults_are_the_declared_ones_only() {
+    let schema = ProfileSchema::parse(FIVE_FIELDS).unwrap();
+    assert_eq!(
+        Value::Object(schema.defaults()),
+        json!({"marketing_opt_in": false})
+    );
+    assert!(ProfileSchema::default().defaults().is_empty());
+}
