@@ -66,6 +66,8 @@ pub struct GoTrueClient {
     http: reqwest::Client,
     base_url: String,
     anon_key: SecretString,
+    /// GoTrue's host and port, for the client spans' `server.address` / `server.port`.
+    server: (String, u16),
 }
 
 impl GoTrueClient {
@@ -77,10 +79,19 @@ impl GoTrueClient {
             .connect_timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        // The URL was checked at startup (http(s), a host; no user, query or fragment).
+        let server = reqwest::Url::parse(&settings.url)
+            .ok()
+            .map(|url| {
+                let host = url.host_str().unwrap_or_default().to_owned();
+                (host, url.port_or_known_default().unwrap_or_default())
+            })
+            .unwrap_or_default();
         Ok(Self {
             http,
             base_url: settings.url.clone(),
             anon_key: settings.anon_key.clone(),
+            server,
         })
     }
 
@@ -94,21 +105,31 @@ impl GoTrueClient {
             .headers(crate::traces::current_headers())
     }
 
-    /// Times `call` as GoTrue request `endpoint`, labelled with its outcome.
+    /// Times `call`, a POST to `path` (GoTrue request `endpoint`), labelled with its outcome.
     async fn timed<T>(
+        &self,
         endpoint: &'static str,
+        path: &'static str,
         call: impl std::future::Future<Output = Result<T, GoTrueError>>,
     ) -> Result<T, GoTrueError> {
         use tracing::Instrument as _;
         let started = std::time::Instant::now();
-        // A client span per call (its traceparent goes to GoTrue: `post`).
+        // A client span per call (its traceparent goes to GoTrue: `post`), with the HTTP client
+        // span's attributes; the status is recorded when GoTrue answers (`answered`).
         let span = tracing::info_span!(
             "gotrue",
             otel.name = tracing::field::Empty,
             otel.kind = "client",
             gotrue.endpoint = endpoint,
+            http.request.method = "POST",
+            server.address = tracing::field::Empty,
+            server.port = self.server.1,
+            url.full = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
         );
-        crate::traces::name_span(&span, || format!("gotrue {endpoint}"));
+        crate::traces::record(&span, "otel.name", || format!("gotrue {endpoint}"));
+        crate::traces::record(&span, "server.address", || self.server.0.clone());
+        crate::traces::record(&span, "url.full", || format!("{}{path}", self.base_url));
         let result = call.instrument(span).await;
         let outcome = match &result {
             Ok(_) => "ok",
@@ -133,8 +154,9 @@ impl GoTrueClient {
         password: &str,
         client_ip: Option<IpAddr>,
     ) -> Result<Session, GoTrueError> {
-        Self::timed(
+        self.timed(
             "token",
+            TOKEN_PATH,
             self.password_grant_call(email, password, client_ip),
         )
         .await
@@ -147,12 +169,12 @@ impl GoTrueClient {
         client_ip: Option<IpAddr>,
     ) -> Result<Session, GoTrueError> {
         let mut request = self
-            .post("/token?grant_type=password")
+            .post(TOKEN_PATH)
             .json(&json!({ "email": email, "password": password }));
         if let Some(ip) = client_ip {
             request = request.header("X-Forwarded-For", ip.to_string());
         }
-        let response = request.send().await.map_err(transport_error)?;
+        let response = answered(request.send().await.map_err(transport_error)?);
         if response.status() == StatusCode::OK {
             return response
                 .json::<Session>()
@@ -165,16 +187,18 @@ impl GoTrueClient {
     /// `POST /resend` with `{"type":"signup","email"}`: GoTrue mails a confirmation link to an
     /// unconfirmed user (and answers 200 without mailing for unknown or confirmed ones).
     pub async fn resend_signup(&self, email: &str) -> Result<(), GoTrueError> {
-        Self::timed("resend", self.resend_signup_call(email)).await
+        self.timed("resend", RESEND_PATH, self.resend_signup_call(email))
+            .await
     }
 
     async fn resend_signup_call(&self, email: &str) -> Result<(), GoTrueError> {
-        let response = self
-            .post("/resend")
-            .json(&json!({ "type": "signup", "email": email }))
-            .send()
-            .await
-            .map_err(transport_error)?;
+        let response = answered(
+            self.post(RESEND_PATH)
+                .json(&json!({ "type": "signup", "email": email }))
+                .send()
+                .await
+                .map_err(transport_error)?,
+        );
         if response.status().is_success() {
             return Ok(());
         }
@@ -226,6 +250,15 @@ impl GoTrueClient {
             )))
         }
     }
+}
+
+const TOKEN_PATH: &str = "/token?grant_type=password";
+const RESEND_PATH: &str = "/resend";
+
+/// `response`, its status recorded on the current (client) span.
+fn answered(response: reqwest::Response) -> reqwest::Response {
+    tracing::Span::current().record("http.response.status_code", response.status().as_u16());
+    response
 }
 
 fn transport_error(err: reqwest::Error) -> GoTrueError {

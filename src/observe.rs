@@ -29,7 +29,8 @@ pub const HOOK_BACKLOG: &str = "atomic_signup_hook_outbox_backlog";
 pub const HOOK_DELIVERED: &str = "atomic_signup_hook_outbox_delivered_total";
 pub const HOOK_RETRIED: &str = "atomic_signup_hook_outbox_retried_total";
 pub const HOOK_FAILED: &str = "atomic_signup_hook_outbox_failed_total";
-/// Finished spans dropped because the trace export queue was full (a slow or absent collector).
+/// Finished spans never exported, by `reason`: `queue_full` (the export queue was full: a slow
+/// collector) or `export_failed` (the collector refused, was unreachable or did not answer).
 pub const TRACE_SPANS_DROPPED: &str = "atomic_signup_trace_spans_dropped_total";
 pub const RATE_LIMIT_CLIENTS: &str = "atomic_signup_rate_limit_clients";
 pub const GOTRUE_DURATION: &str = "atomic_signup_gotrue_request_duration_seconds";

@@ -11,7 +11,7 @@
 //! (reqwest, no redirects) on the service's runtime. W3C trace context (`traceparent`,
 //! `tracestate`) is read from requests and sent to GoTrue, the captcha provider and HTTP hooks.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -66,6 +66,7 @@ pub fn provider_from_env() -> Result<Option<SdkTracerProvider>, String> {
     let batch = BatchSpanProcessor::builder(Counted {
         inner: exporter,
         queued: Arc::clone(&queued),
+        failing: Arc::new(AtomicBool::new(false)),
     })
     .with_batch_config(
         BatchConfigBuilder::default()
@@ -97,8 +98,9 @@ fn queue_limit() -> usize {
 }
 
 /// Lets a finished span into the batch processor while fewer than `limit` wait for export;
-/// drops it otherwise, counted in `atomic_signup_trace_spans_dropped_total`. A slow or absent
-/// collector thus costs spans, never memory beyond the limit, and never a request's time.
+/// drops it otherwise, counted in `atomic_signup_trace_spans_dropped_total{reason="queue_full"}`.
+/// A slow or absent collector thus costs spans, never memory beyond the limit, and never a
+/// request's time.
 #[derive(Debug)]
 struct Gate {
     inner: BatchSpanProcessor,
@@ -114,7 +116,8 @@ impl SpanProcessor for Gate {
     fn on_end(&self, span: SpanData) {
         if self.queued.fetch_add(1, Ordering::SeqCst) >= self.limit {
             self.queued.fetch_sub(1, Ordering::SeqCst);
-            metrics::counter!(crate::observe::TRACE_SPANS_DROPPED).increment(1);
+            metrics::counter!(crate::observe::TRACE_SPANS_DROPPED, "reason" => "queue_full")
+                .increment(1);
             return;
         }
         self.inner.on_end(span);
@@ -133,11 +136,16 @@ impl SpanProcessor for Gate {
     }
 }
 
-/// The exporter, telling the [`Gate`] when spans have left the queue.
+/// The exporter, telling the [`Gate`] when spans have left the queue, and counting the spans of
+/// a batch the collector did not take (refused, unreachable, an error status, no answer within
+/// the client's timeout) in `atomic_signup_trace_spans_dropped_total{reason="export_failed"}`.
+/// One warning when exports start failing and one line when they work again: an absent
+/// collector costs two log lines, not one per batch.
 #[derive(Debug)]
 struct Counted<E> {
     inner: E,
     queued: Arc<AtomicUsize>,
+    failing: Arc<AtomicBool>,
 }
 
 impl<E: SpanExporter> SpanExporter for Counted<E> {
@@ -145,8 +153,36 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
         &self,
         batch: Vec<SpanData>,
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
-        self.queued.fetch_sub(batch.len(), Ordering::SeqCst);
-        self.inner.export(batch)
+        let spans = batch.len();
+        self.queued.fetch_sub(spans, Ordering::SeqCst);
+        let export = self.inner.export(batch);
+        let failing = Arc::clone(&self.failing);
+        async move {
+            let result = export.await;
+            match &result {
+                Ok(()) => {
+                    if failing.swap(false, Ordering::SeqCst) {
+                        tracing::info!("trace export works again");
+                    }
+                }
+                Err(err) => {
+                    metrics::counter!(
+                        crate::observe::TRACE_SPANS_DROPPED,
+                        "reason" => "export_failed"
+                    )
+                    .increment(u64::try_from(spans).unwrap_or(u64::MAX));
+                    // The SDK's errors name no address, header or body ("network error",
+                    // "status code: 503").
+                    if !failing.swap(true, Ordering::SeqCst) {
+                        tracing::warn!(
+                            error = %err,
+                            "trace export failed; spans are dropped until the collector takes them"
+                        );
+                    }
+                }
+            }
+            result
+        }
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -200,11 +236,11 @@ pub fn record_child(name: &'static str, start: std::time::SystemTime, end: std::
     span.end_with_timestamp(end);
 }
 
-/// Names `span` in traces (its `otel.name`, declared empty), when tracing is on; off, the name
-/// is never formatted.
-pub fn name_span(span: &tracing::Span, name: impl FnOnce() -> String) {
+/// Records `field` (declared empty) of `span` when tracing is on; off, the value is never built
+/// (a span's name in traces is its `otel.name`).
+pub fn record(span: &tracing::Span, field: &'static str, value: impl FnOnce() -> String) {
     if PROVIDER.get().is_some() {
-        span.record("otel.name", name());
+        span.record(field, value());
     }
 }
 
@@ -223,7 +259,7 @@ pub fn continue_trace(
     }
     use opentelemetry::trace::TraceContextExt as _;
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-    name_span(span, || format!("{method} {route}"));
+    record(span, "otel.name", || format!("{method} {route}"));
     let _ = span.set_parent(extract(headers));
     let context = span.context();
     let otel = context.span();
@@ -322,12 +358,28 @@ impl HttpClient for CollectorClient {
                 .send()
                 .await?;
             let status = answer.status();
-            let body = answer.bytes().await?;
-            Ok::<_, reqwest::Error>((status, body))
+            let body = read_at_most(answer, COLLECTOR_ANSWER_LIMIT).await?;
+            Ok::<_, HttpError>((status, body))
         });
         let (status, body) = sent.await??;
         let mut response = Response::new(body);
         *response.status_mut() = status;
         Ok(response)
     }
+}
+
+/// The most of a collector's answer that is read (an OTLP answer is a few bytes: a partial
+/// success at most); a longer one fails the export instead of growing memory.
+const COLLECTOR_ANSWER_LIMIT: usize = 64 * 1024;
+
+/// The body of `answer`, if it is no longer than `limit` bytes.
+async fn read_at_most(mut answer: reqwest::Response, limit: usize) -> Result<Bytes, HttpError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = answer.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Err(format!("collector answer over {limit} bytes").into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
 }

@@ -258,6 +258,27 @@ async fn a_signup_is_one_trace_that_continues_the_client_s_and_carries_no_secret
     let gotrue_span = gotrue_span().unwrap();
     assert_eq!(gotrue_span.kind, 3, "SPAN_KIND_CLIENT");
     assert_eq!(&sent[36..52], hex(&gotrue_span.span_id));
+    // The HTTP client span's attributes: GoTrue's address, not the login's body.
+    let double_url = reqwest::Url::parse(&double.url).unwrap();
+    for (key, value) in [
+        ("http.request.method", "POST".to_owned()),
+        ("http.response.status_code", "200".to_owned()),
+        ("server.address", double_url.host_str().unwrap().to_owned()),
+        ("server.port", double_url.port().unwrap().to_string()),
+        (
+            "url.full",
+            format!(
+                "{}/token?grant_type=password",
+                double.url.trim_end_matches('/')
+            ),
+        ),
+    ] {
+        assert_eq!(
+            attribute(&gotrue_span, key).as_deref(),
+            Some(value.as_str()),
+            "{key}"
+        );
+    }
 
     // Nothing secret in anything exported.
     let service = service.stop().await;
@@ -269,6 +290,163 @@ async fn a_signup_is_one_trace_that_continues_the_client_s_and_carries_no_secret
         );
     }
     drop(service);
+}
+
+/// `atomic_signup_trace_spans_dropped_total{reason}` of `service` (0 before any).
+async fn dropped(service: &ServiceProcess, reason: &str) -> f64 {
+    let prefix = format!("atomic_signup_trace_spans_dropped_total{{reason=\"{reason}\"}}");
+    service
+        .metrics_text()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+/// A collector that answers 503 for a while (down behind its proxy), then 200: the spans of the
+/// refused exports are counted as dropped, the outage is logged once however many batches fail,
+/// its end once, and the spans after it arrive.
+#[tokio::test]
+async fn a_collector_outage_is_counted_and_logged_once() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    #[derive(Clone, Default)]
+    struct Collector {
+        up: Arc<AtomicBool>,
+        refused: Arc<AtomicUsize>,
+        taken: Arc<AtomicUsize>,
+    }
+    let db = TestDb::migrated().await;
+    let collector = Collector::default();
+    let app = axum::Router::new()
+        .route(
+            "/v1/traces",
+            axum::routing::post(
+                |axum::extract::State(c): axum::extract::State<Collector>| async move {
+                    if c.up.load(Ordering::SeqCst) {
+                        c.taken.fetch_add(1, Ordering::SeqCst);
+                        axum::http::StatusCode::OK
+                    } else {
+                        c.refused.fetch_add(1, Ordering::SeqCst);
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    }
+                },
+            ),
+        )
+        .with_state(collector.clone());
+    let endpoint = support::serve_on_loopback(app).await;
+    let mut command = traced_binary(&db, &endpoint);
+    command
+        .env("METRICS_BIND_ADDR", "127.0.0.1:0")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "50");
+    let service = ServiceProcess::start(command).await;
+    let client = support::http_client();
+    let signup = |i: usize| {
+        let client = client.clone();
+        let base = service.base.clone();
+        async move {
+            let res = client
+                .post(format!("{base}/api/auth/signup"))
+                .json(&signup_body("O", &format!("o{i}@example.com"), "Creator"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201, "signup {i}");
+        }
+    };
+    // Three refused exports at least, each after a signup of its own.
+    let mut i = 0;
+    while collector.refused.load(Ordering::SeqCst) < 3 {
+        let before = collector.refused.load(Ordering::SeqCst);
+        signup(i).await;
+        i += 1;
+        assert!(
+            support::eventually(Duration::from_secs(30), || async {
+                collector.refused.load(Ordering::SeqCst) > before
+            })
+            .await,
+            "no export after signup {i}"
+        );
+    }
+    assert!(
+        support::eventually(Duration::from_secs(30), || async {
+            dropped(&service, "export_failed").await >= 3.0
+        })
+        .await,
+        "{}",
+        service.metrics_text().await
+    );
+    let warned = |logs: &str| logs.matches("trace export failed").count();
+    assert_eq!(warned(&service.logs()), 1, "{}", service.logs());
+    assert!(
+        service.logs().contains("status code: 503"),
+        "the warning says why: {}",
+        service.logs()
+    );
+    // The collector is back: the next export is taken, and that is said once.
+    collector.up.store(true, Ordering::SeqCst);
+    signup(i).await;
+    assert!(
+        support::eventually(Duration::from_secs(30), || async {
+            collector.taken.load(Ordering::SeqCst) > 0
+                && service.logs().contains("trace export works again")
+        })
+        .await,
+        "{}",
+        service.logs()
+    );
+    signup(i + 1).await;
+    let taken = collector.taken.load(Ordering::SeqCst);
+    assert!(
+        support::eventually(Duration::from_secs(30), || async {
+            collector.taken.load(Ordering::SeqCst) > taken
+        })
+        .await
+    );
+    let logs = service.stop().await;
+    assert_eq!(warned(&logs), 1, "{logs}");
+    assert_eq!(
+        logs.matches("trace export works again").count(),
+        1,
+        "{logs}"
+    );
+}
+
+/// A collector whose answer is endless (here 1 MiB): the service reads 64 KiB of it at most, and
+/// counts the batch as not exported.
+#[tokio::test]
+async fn a_collector_s_oversized_answer_is_not_read_whole() {
+    let db = TestDb::migrated().await;
+    let answers = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&answers);
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { vec![0u8; 1024 * 1024] }
+        }),
+    );
+    let endpoint = support::serve_on_loopback(app).await;
+    let mut command = traced_binary(&db, &endpoint);
+    command.env("METRICS_BIND_ADDR", "127.0.0.1:0");
+    let service = ServiceProcess::start(command).await;
+    let res = support::http_client()
+        .post(format!("{}/api/auth/signup", service.base))
+        .json(&signup_body("Big", "big@example.com", "Creator"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert!(
+        support::eventually(Duration::from_secs(30), || async {
+            dropped(&service, "export_failed").await > 0.0
+        })
+        .await,
+        "{}",
+        service.metrics_text().await
+    );
+    assert!(answers.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    let logs = service.stop().await;
+    assert!(logs.contains("trace export failed"), "{logs}");
 }
 
 /// A collector that takes the connection and never answers: the export queue
@@ -289,18 +467,7 @@ async fn a_collector_that_never_answers_costs_spans_not_signups() {
         .env("OTEL_BSP_MAX_QUEUE_SIZE", "8");
     let service = ServiceProcess::start(command).await;
     let client = support::http_client();
-    let dropped = || async {
-        let metrics = service.metrics_text().await;
-        metrics
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("atomic_signup_trace_spans_dropped_total")?
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-            })
-            .unwrap_or(0.0)
-    };
+    let dropped = || async { dropped(&service, "queue_full").await };
     let mut i = 0;
     // Signups until spans are dropped (the first export hangs, the queue of 8 fills).
     while dropped().await == 0.0 {
