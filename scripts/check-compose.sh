@@ -4,7 +4,11 @@
 #   2. every image is pinned: an explicit tag other than `latest` (or a digest), in the compose
 #      file and in the Dockerfile's FROM lines;
 #   3. every variable .env.example names (`NAME=` lines, commented or not; TEST_* and DEV_* are
-#      test/dev-script settings and are skipped) is set in the `app` service's environment.
+#      test/dev-script settings and are skipped) is set in the `app` service's environment;
+#   4. the traces command of docs/operations.md (`OTEL_EXPORTER_OTLP_ENDPOINT=… docker compose
+#      --profile tracing up --build`), run as `config` instead of `up`: the app exports to the
+#      endpoint it names, whose host is a service of the `tracing` profile taking OTLP/HTTP
+#      there; docker-compose.yml and .env.example quote the same command.
 # Exits non-zero with a message naming what is wrong.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -90,6 +94,41 @@ if [ -n "$missing" ]; then
   err "the app service's environment lacks these .env.example variables: $(echo $missing)"
 else
   echo "ok: app sets all $(echo "$wanted" | wc -l) variables of .env.example: $(echo $wanted)"
+fi
+
+# 4. The documented traces command (indented as a code block in docs/operations.md).
+traces_cmd="$(sed -nE 's/^    (OTEL_EXPORTER_OTLP_ENDPOINT=[^ ]+ docker compose --profile tracing up --build)$/\1/p' docs/operations.md)"
+if [ "$(grep -c . <<<"$traces_cmd")" -ne 1 ]; then
+  err "docs/operations.md: expected one traces command line, found: ${traces_cmd:-none}"
+else
+  endpoint="${traces_cmd%% *}"; endpoint="${endpoint#OTEL_EXPORTER_OTLP_ENDPOINT=}"
+  for file in docker-compose.yml .env.example; do
+    grep -qF -- "$traces_cmd" "$file" || err "$file does not quote the traces command: $traces_cmd"
+  done
+  if ! traced="$(OTEL_EXPORTER_OTLP_ENDPOINT="$endpoint" "${compose[@]}" -f "$compose_file" --profile tracing config 2>&1)"; then
+    err "the traces command's configuration does not parse: $traced"
+  else
+    host="${endpoint#http://}"; port="${host##*:}"; host="${host%%[:/]*}"
+    block() { # the lines of service $1 in the normalized config
+      awk -v s="  $1:" '
+        /^[^ #]/ { in_services = ($0 ~ /^services:/); next }
+        in_services && /^  [^ #]/ { on = ($0 == s) ; next }
+        in_services && on { print }' <<<"$traced"
+    }
+    app_endpoint="$(block app | sed -nE 's/^      OTEL_EXPORTER_OTLP_ENDPOINT: *"?([^"]*)"?$/\1/p')"
+    collector="$(block "$host")"
+    if [ "$app_endpoint" != "$endpoint" ]; then
+      err "with the traces command the app exports to '${app_endpoint}', not '$endpoint'"
+    elif [ -z "$collector" ]; then
+      err "the traces command's endpoint names '$host', not a service of the tracing profile"
+    elif ! grep -qE '^    - tracing$|^    profiles:.*tracing' <<<"$collector"; then
+      err "service '$host' is not in the 'tracing' profile"
+    elif [ "$port" != 4318 ] || ! grep -qE '^      COLLECTOR_OTLP_ENABLED: "?true"?$' <<<"$collector"; then
+      err "service '$host' does not take OTLP/HTTP on port $port (Jaeger: COLLECTOR_OTLP_ENABLED, 4318)"
+    else
+      echo "ok: the traces command exports to $endpoint, the tracing profile's '$host' service"
+    fi
+  fi
 fi
 
 if [ "$fail" -ne 0 ]; then

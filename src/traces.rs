@@ -1,6 +1,8 @@
 //! OpenTelemetry traces over OTLP/HTTP (protobuf), from the `tracing` spans.
 //!
-//! Off unless `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT` is set. The
+//! Off unless `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Read
+//! here: the transport (`OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`, `http/protobuf` or `grpc`) and a
+//! CA file for the collector's TLS (`OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE`). The other
 //! standard variables configure the rest, read by the OpenTelemetry SDK itself:
 //! `OTEL_EXPORTER_OTLP_HEADERS` (and `_TRACES_HEADERS`), `OTEL_EXPORTER_OTLP_TIMEOUT`,
 //! `OTEL_SERVICE_NAME` (default here: `atomic-signup`), `OTEL_RESOURCE_ATTRIBUTES`,
@@ -34,12 +36,89 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 
 /// Whether an OTLP endpoint is configured.
 fn configured() -> bool {
-    [
+    endpoint().is_some()
+}
+
+/// The collector's endpoint, as the SDK reads it: the traces one, else the general one.
+fn endpoint() -> Option<String> {
+    first_set([
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
-    ]
-    .iter()
-    .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
+    ])
+}
+
+/// The value of the first of `names` that is set and not blank.
+fn first_set<const N: usize>(names: [&str; N]) -> Option<String> {
+    names.iter().find_map(|name| {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    })
+}
+
+/// The OTLP transport (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`):
+/// `http/protobuf` (the default) or `grpc`.
+fn protocol() -> Result<opentelemetry_otlp::Protocol, String> {
+    match first_set([
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ])
+    .as_deref()
+    {
+        None | Some("http/protobuf") => Ok(opentelemetry_otlp::Protocol::HttpBinary),
+        Some("grpc") => Ok(opentelemetry_otlp::Protocol::Grpc),
+        Some(other) => Err(format!(
+            "OTLP protocol {other:?} is not supported (http/protobuf or grpc)"
+        )),
+    }
+}
+
+/// The certificates (PEM) that a collector's TLS certificate may chain to besides the public
+/// roots: the file `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`, else `OTEL_EXPORTER_OTLP_CERTIFICATE`,
+/// names (a private CA's, say).
+fn ca_certificates() -> Result<Option<Vec<u8>>, String> {
+    let Some(path) = first_set([
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    ]) else {
+        return Ok(None);
+    };
+    std::fs::read(&path)
+        .map(Some)
+        .map_err(|e| format!("OTLP certificate file {path}: {e}"))
+}
+
+/// The OTLP exporter of `protocol`. HTTP goes through the service's own client (with its
+/// runtime); gRPC through tonic's channel, TLS for an `https://` endpoint (public roots and
+/// `ca`).
+fn exporter(
+    protocol: opentelemetry_otlp::Protocol,
+    ca: Option<&[u8]>,
+) -> Result<opentelemetry_otlp::SpanExporter, String> {
+    let built = match protocol {
+        opentelemetry_otlp::Protocol::Grpc => {
+            use opentelemetry_otlp::WithTonicConfig as _;
+            let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+            if endpoint().is_some_and(|e| e.to_ascii_lowercase().starts_with("https://")) {
+                let mut tls = tonic::transport::ClientTlsConfig::new().with_webpki_roots();
+                if let Some(pem) = ca {
+                    tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+                }
+                builder = builder.with_tls_config(tls);
+            }
+            builder.build()
+        }
+        _ => {
+            let client = CollectorClient::new(ca).map_err(|e| format!("OTLP client: {e}"))?;
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_http_client(client)
+                .build()
+        }
+    };
+    built.map_err(|e| format!("OTLP exporter: {e}"))
 }
 
 /// The tracer provider for the configured endpoint, installed as the global one (with the W3C
@@ -48,13 +127,7 @@ pub fn provider_from_env() -> Result<Option<SdkTracerProvider>, String> {
     if !configured() {
         return Ok(None);
     }
-    let client = CollectorClient::new().map_err(|e| format!("OTLP client: {e}"))?;
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-        .with_http_client(client)
-        .build()
-        .map_err(|e| format!("OTLP exporter: {e}"))?;
+    let exporter = exporter(protocol()?, ca_certificates()?.as_deref())?;
     let mut resource = Resource::builder();
     if std::env::var("OTEL_SERVICE_NAME").is_err() {
         resource = resource.with_service_name("atomic-signup");
@@ -334,13 +407,20 @@ struct CollectorClient {
 }
 
 impl CollectorClient {
-    fn new() -> Result<Self, String> {
+    /// A client trusting the public roots and the certificates of `ca` (PEM).
+    fn new(ca: Option<&[u8]>) -> Result<Self, String> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| e.to_string())?;
+            .timeout(Duration::from_secs(10));
+        if let Some(pem) = ca {
+            for certificate in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| format!("OTLP certificate file: {e}"))?
+            {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder.build().map_err(|e| e.to_string())?;
         Ok(Self { client, runtime })
     }
 }

@@ -17,7 +17,15 @@ use gotrue_double::{ANON_KEY, Endpoint, GoTrueDouble};
 /// What the collector received: each export's raw bytes.
 type Exports = Arc<Mutex<Vec<Vec<u8>>>>;
 
+mod transports;
+
 async fn collector() -> (String, Exports) {
+    let (router, exports) = collector_router();
+    (support::serve_on_loopback(router).await, exports)
+}
+
+/// An OTLP/HTTP collector's routes, keeping what it receives.
+fn collector_router() -> (axum::Router, Exports) {
     let exports: Exports = Default::default();
     let state = Arc::clone(&exports);
     let app = axum::Router::new()
@@ -32,8 +40,7 @@ async fn collector() -> (String, Exports) {
             ),
         )
         .with_state(state);
-    let url = support::serve_on_loopback(app).await;
-    (url, exports)
+    (app, exports)
 }
 
 fn spans(exports: &Exports) -> Vec<Span> {
@@ -292,6 +299,29 @@ async fn a_signup_is_one_trace_that_continues_the_client_s_and_carries_no_secret
     drop(service);
 }
 
+/// Signs `email` up through `service`.
+async fn sign_up(service: &ServiceProcess, email: &str) {
+    let res = support::http_client()
+        .post(format!("{}/api/auth/signup", service.base))
+        .json(&signup_body("T", email, "Creator"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{email}");
+}
+
+/// Waits until `service` counts spans whose export failed.
+async fn export_fails(service: &ServiceProcess) {
+    assert!(
+        support::eventually(Duration::from_secs(60), || async {
+            dropped(service, "export_failed").await > 0.0
+        })
+        .await,
+        "no failed export counted:\n{}",
+        service.metrics_text().await
+    );
+}
+
 /// `atomic_signup_trace_spans_dropped_total{reason}` of `service` (0 before any).
 async fn dropped(service: &ServiceProcess, reason: &str) -> f64 {
     let prefix = format!("atomic_signup_trace_spans_dropped_total{{reason=\"{reason}\"}}");
@@ -339,19 +369,9 @@ async fn a_collector_outage_is_counted_and_logged_once() {
         .env("METRICS_BIND_ADDR", "127.0.0.1:0")
         .env("OTEL_BSP_SCHEDULE_DELAY", "50");
     let service = ServiceProcess::start(command).await;
-    let client = support::http_client();
     let signup = |i: usize| {
-        let client = client.clone();
-        let base = service.base.clone();
-        async move {
-            let res = client
-                .post(format!("{base}/api/auth/signup"))
-                .json(&signup_body("O", &format!("o{i}@example.com"), "Creator"))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), 201, "signup {i}");
-        }
+        let service = &service;
+        async move { sign_up(service, &format!("o{i}@example.com")).await }
     };
     // Three refused exports at least, each after a signup of its own.
     let mut i = 0;
@@ -429,21 +449,8 @@ async fn a_collector_s_oversized_answer_is_not_read_whole() {
     let mut command = traced_binary(&db, &endpoint);
     command.env("METRICS_BIND_ADDR", "127.0.0.1:0");
     let service = ServiceProcess::start(command).await;
-    let res = support::http_client()
-        .post(format!("{}/api/auth/signup", service.base))
-        .json(&signup_body("Big", "big@example.com", "Creator"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    assert!(
-        support::eventually(Duration::from_secs(30), || async {
-            dropped(&service, "export_failed").await > 0.0
-        })
-        .await,
-        "{}",
-        service.metrics_text().await
-    );
+    sign_up(&service, "big@example.com").await;
+    export_fails(&service).await;
     assert!(answers.load(std::sync::atomic::Ordering::SeqCst) > 0);
     let logs = service.stop().await;
     assert!(logs.contains("trace export failed"), "{logs}");
