@@ -299,6 +299,55 @@ async fn a_signup_is_one_trace_that_continues_the_client_s_and_carries_no_secret
     drop(service);
 }
 
+/// The SDK's standard variables take effect: the service's name and resource attributes in
+/// every export, and a sampler that keeps nothing exports nothing (the flush at shutdown sends
+/// whatever was kept).
+#[tokio::test]
+async fn the_standard_variables_name_the_service_and_choose_what_is_kept() {
+    let db = TestDb::migrated().await;
+    let (endpoint, exports) = collector().await;
+    let mut command = traced_binary(&db, &endpoint);
+    command
+        .env("OTEL_SERVICE_NAME", "signup-eu")
+        .env("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test");
+    let service = ServiceProcess::start(command).await;
+    sign_up(&service, "named@example.com").await;
+    service.stop().await;
+    let raw = exports.lock().unwrap().clone();
+    assert!(!raw.is_empty(), "nothing exported");
+    for bytes in &raw {
+        for resource_spans in ExportTraceServiceRequest::decode(bytes.as_slice())
+            .unwrap()
+            .resource_spans
+        {
+            let resource = resource_spans.resource.expect("a resource");
+            let value = |key: &str| {
+                resource
+                    .attributes
+                    .iter()
+                    .find(|a| a.key == key)
+                    .and_then(|a| a.value.as_ref()?.value.clone())
+            };
+            assert_eq!(
+                value("service.name"),
+                Some(AnyValue::StringValue("signup-eu".into()))
+            );
+            assert_eq!(
+                value("deployment.environment"),
+                Some(AnyValue::StringValue("test".into()))
+            );
+        }
+    }
+
+    let (endpoint, exports) = collector().await;
+    let mut command = traced_binary(&db, &endpoint);
+    command.env("OTEL_TRACES_SAMPLER", "always_off");
+    let service = ServiceProcess::start(command).await;
+    sign_up(&service, "unsampled@example.com").await;
+    service.stop().await;
+    assert!(spans(&exports).is_empty(), "{:?}", spans(&exports));
+}
+
 /// Signs `email` up through `service`.
 async fn sign_up(service: &ServiceProcess, email: &str) {
     let res = support::http_client()
