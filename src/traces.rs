@@ -1,4 +1,4 @@
-//! OpenTelemetry traces over OTLP/HTTP (protobuf), from the `tracing` spans.
+//! OpenTelemetry traces over OTLP (HTTP/protobuf, or gRPC), from the `tracing` spans.
 //!
 //! Off unless `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Read
 //! here: the transport (`OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`, `http/protobuf` or `grpc`) and a
@@ -9,9 +9,11 @@
 //! `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`, and the batch processor's `OTEL_BSP_*`.
 //!
 //! Spans are exported in batches on a thread of the SDK's, off the request path: a full queue
-//! (OTEL_BSP_MAX_QUEUE_SIZE) drops spans, counted in a metric; it never waits. The collector is called with the service's own HTTP client
-//! (reqwest, no redirects) on the service's runtime. W3C trace context (`traceparent`,
-//! `tracestate`) is read from requests and sent to GoTrue, the captcha provider and HTTP hooks.
+//! (OTEL_BSP_MAX_QUEUE_SIZE) drops spans, and so does a failed export, both counted in a metric;
+//! nothing waits. Over HTTP the collector is called with the service's own client (reqwest, no
+//! redirects) on the service's runtime; over gRPC through tonic's channel. W3C trace context
+//! (`traceparent`, `tracestate`) is read from requests and sent to GoTrue, the captcha provider
+//! and HTTP hooks.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
