@@ -244,24 +244,28 @@ if all(os.path.exists(os.path.join(out, f"mode_{m}.wrk")) for m, _ in modes):
                      f"{(percentile(b0, b1, 0.50) or 0) * 1000:.2f} | "
                      f"{(t1 - t0) / created if created else 0:.2f} |")
     lines.append("")
-def alternating(title, column, base, base_files, other, other_files, bound=""):
-    """A table of two variants measured alternately (one fresh service per step): the signups
-    committed per second of each, summed over its steps, and the other's ratio to the base."""
-    files = base_files + other_files
+def alternating(title, column, base, base_files, *others, bound=""):
+    """A table of variants measured alternately (one fresh service per step): the signups
+    committed per second of each, summed over its steps, and each other's ratio to the base.
+    `others`: a name, then its files, for each variant but the base."""
+    variants = list(zip(others[0::2], others[1::2]))
+    files = base_files + [f for _, names in variants for f in names]
     if not all(os.path.exists(os.path.join(out, f"{f}.wrk")) for f in files):
         return
     r = {f: wrk(f"{f}.wrk") for f in files}
     def rate(names):
         created = sum(r[f]["requests"] - r[f]["non2xx"] for f in names)
         return created / sum(r[f]["duration_us"] / 1e6 for f in names)
-    base_rate, other_rate = rate(base_files), rate(other_files)
+    base_rate = rate(base_files)
     refused = sum(r[f]["non2xx"] for f in files)
     lines.append(title)
     lines.append("")
     lines.append(f"| {column} | signups/s | ÷ {base} |")
     lines.append("|---|---|---|")
     lines.append(f"| {base} | {base_rate:.1f} | 1.00 |")
-    lines.append(f"| {other} | {other_rate:.1f} | {other_rate / base_rate:.3f} |")
+    for other, names in variants:
+        other_rate = rate(names)
+        lines.append(f"| {other} | {other_rate:.1f} | {other_rate / base_rate:.3f} |")
     lines.append("")
     lines.append(f"- {bound}Answers other than 201: {refused}.")
     lines.append("")
@@ -272,11 +276,13 @@ alternating("**Profile fields** (c=16, one fresh service per step, default and f
             "profile", "default", ["profile_d1", "profile_d2"],
             "five typed fields", ["profile_f1", "profile_f2"],
             bound="The issue's bound: within 5 % of the default (÷ default ≥ 0.95). ")
-alternating("**Traces** (c=16, one fresh service per step, off and on alternating twice): "
-            "OpenTelemetry off (no endpoint: no exporter) against on with the collector "
-            "down (nothing listens at `OTEL_EXPORTER_OTLP_ENDPOINT`).",
+alternating("**Traces** (c=16, one fresh service per step, off and on over each transport "
+            "alternating twice): OpenTelemetry off (no endpoint: no exporter) against on with "
+            "the collector down (nothing listens at `OTEL_EXPORTER_OTLP_ENDPOINT`), over "
+            "HTTP/protobuf and over gRPC.",
             "traces", "off", ["trace_off1", "trace_off2"],
-            "on, collector down", ["trace_down1", "trace_down2"])
+            "on, collector down (HTTP)", ["trace_down1", "trace_down2"],
+            "on, collector down (gRPC)", ["trace_grpc_down1", "trace_grpc_down2"])
 lines.append("- Transaction percentiles come from the service's own histogram "
              "(`atomic_signup_signup_transaction_duration_seconds`, interpolated within buckets "
              "0.5/1/1.5/2/3/4/5/7.5/10 ms …); statements per signup from `pg_stat_statements` "

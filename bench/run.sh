@@ -255,15 +255,18 @@ profile_step f1 examples/profile-schema.example.json example
 profile_step d2 "" default
 profile_step f2 examples/profile-schema.example.json example
 
-echo "== traces (c=16): off, and on with the collector down (nothing listens at its port)"
-# Alternating off, down, off, down, like the profile step. With traces on, each signup also runs
-# as an explicit transaction (the outbox rows keep its traceparent) and its spans go to the
-# export queue, whose exports fail at once here.
+echo "== traces (c=16): off, and on with the collector down (nothing listens at its port), over HTTP and gRPC"
+# Alternating off, down (HTTP), down (gRPC), twice, like the profile step. With traces on, each
+# signup also runs as an explicit transaction (the outbox rows keep its traceparent) and its
+# spans go to the export queue, whose exports fail at once here (gRPC retries a few times first,
+# on the exporter's thread).
 collector_down=$(free_port)
-service_step trace_off1 default
-service_step trace_down1 default OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$collector_down
-service_step trace_off2 default
-service_step trace_down2 default OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$collector_down
+for round in 1 2; do
+  service_step trace_off$round default
+  service_step trace_down$round default OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$collector_down
+  service_step trace_grpc_down$round default OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$collector_down \
+    OTEL_EXPORTER_OTLP_PROTOCOL=grpc
+done
 
 echo "== hash bound again (${hash_secs}s, service idle): the machine's drift over the run"
 "$release"/examples/hash_bound "$hash_secs" | tee "$out/hash_bound_after.json"
