@@ -36,11 +36,6 @@ static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 /// How long the flush at shutdown may take.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 
-/// Whether an OTLP endpoint is configured.
-fn configured() -> bool {
-    endpoint().is_some()
-}
-
 /// The collector's endpoint, as the SDK reads it: the traces one, else the general one.
 fn endpoint() -> Option<String> {
     first_set([
@@ -91,18 +86,19 @@ fn ca_certificates() -> Result<Option<Vec<u8>>, String> {
         .map_err(|e| format!("OTLP certificate file {path}: {e}"))
 }
 
-/// The OTLP exporter of `protocol`. HTTP goes through the service's own client (with its
-/// runtime); gRPC through tonic's channel, TLS for an `https://` endpoint (public roots and
-/// `ca`).
+/// The OTLP exporter of `protocol` (to `endpoint`, which the SDK reads itself). HTTP goes
+/// through the service's own client (with its runtime); gRPC through tonic's channel, TLS for an
+/// `https://` endpoint (public roots and `ca`).
 fn exporter(
     protocol: opentelemetry_otlp::Protocol,
+    endpoint: &str,
     ca: Option<&[u8]>,
 ) -> Result<opentelemetry_otlp::SpanExporter, String> {
     let built = match protocol {
         opentelemetry_otlp::Protocol::Grpc => {
             use opentelemetry_otlp::WithTonicConfig as _;
             let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
-            if endpoint().is_some_and(|e| e.to_ascii_lowercase().starts_with("https://")) {
+            if endpoint.to_ascii_lowercase().starts_with("https://") {
                 let mut tls = tonic::transport::ClientTlsConfig::new().with_webpki_roots();
                 if let Some(pem) = ca {
                     tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
@@ -126,10 +122,10 @@ fn exporter(
 /// The tracer provider for the configured endpoint, installed as the global one (with the W3C
 /// propagator); `None` when no endpoint is set. Must be called inside the Tokio runtime.
 pub fn provider_from_env() -> Result<Option<SdkTracerProvider>, String> {
-    if !configured() {
+    let Some(endpoint) = endpoint() else {
         return Ok(None);
-    }
-    let exporter = exporter(protocol()?, ca_certificates()?.as_deref())?;
+    };
+    let exporter = exporter(protocol()?, &endpoint, ca_certificates()?.as_deref())?;
     let mut resource = Resource::builder();
     if std::env::var("OTEL_SERVICE_NAME").is_err() {
         resource = resource.with_service_name("atomic-signup");
