@@ -83,12 +83,17 @@ wanted="$(sed -nE 's/^[[:space:]]*#?[[:space:]]*([A-Z][A-Z0-9_]*)=.*/\1/p' .env.
 if [ -z "$wanted" ]; then
   err ".env.example lists no variables (is the file there?)"
 fi
-app_env="$(awk '
-  /^[^ #]/ { in_services = ($0 ~ /^services:/) ; next }
-  in_services && /^  [^ #][^:]*:[[:space:]]*$/ { svc = $1; sub(/:$/, "", svc); in_env = 0; next }
-  in_services && svc == "app" && /^    [^ ]/ { in_env = ($0 ~ /^    environment:/); next }
-  in_services && svc == "app" && in_env && /^      [A-Za-z_][A-Za-z0-9_]*:/ { k = $1; sub(/:$/, "", k); print k }
-' <<<"$config" | sort -u)"
+# The lines of service $1 (its keys and below) in the normalized config on stdin.
+service_block() {
+  awk -v s="  $1:" '
+    /^[^ #]/ { in_services = ($0 ~ /^services:/); next }
+    in_services && /^  [^ #]/ { on = ($0 == s); next }
+    in_services && on { print }'
+}
+app_env="$(service_block app <<<"$config" | awk '
+  /^    [^ ]/ { in_env = ($0 ~ /^    environment:/); next }
+  in_env && /^      [A-Za-z_][A-Za-z0-9_]*:/ { k = $1; sub(/:$/, "", k); print k }
+' | sort -u)"
 missing="$(comm -23 <(echo "$wanted") <(echo "$app_env"))"
 if [ -n "$missing" ]; then
   err "the app service's environment lacks these .env.example variables: $(echo $missing)"
@@ -109,14 +114,8 @@ else
     err "the traces command's configuration does not parse: $traced"
   else
     host="${endpoint#http://}"; port="${host##*:}"; host="${host%%[:/]*}"
-    block() { # the lines of service $1 in the normalized config
-      awk -v s="  $1:" '
-        /^[^ #]/ { in_services = ($0 ~ /^services:/); next }
-        in_services && /^  [^ #]/ { on = ($0 == s) ; next }
-        in_services && on { print }' <<<"$traced"
-    }
-    app_endpoint="$(block app | sed -nE 's/^      OTEL_EXPORTER_OTLP_ENDPOINT: *"?([^"]*)"?$/\1/p')"
-    collector="$(block "$host")"
+    app_endpoint="$(service_block app <<<"$traced" | sed -nE 's/^      OTEL_EXPORTER_OTLP_ENDPOINT: *"?([^"]*)"?$/\1/p')"
+    collector="$(service_block "$host" <<<"$traced")"
     if [ "$app_endpoint" != "$endpoint" ]; then
       err "with the traces command the app exports to '${app_endpoint}', not '$endpoint'"
     elif [ -z "$collector" ]; then
