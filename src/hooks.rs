@@ -234,14 +234,10 @@ async fn read_verdict(answer: reqwest::Response) -> Result<Verdict, HookError> {
     if !json {
         return Err(HookError::Invalid("without a JSON content type".to_owned()));
     }
-    let mut answer = answer;
-    let mut body = Vec::new();
-    while let Some(chunk) = answer.chunk().await.map_err(|_| HookError::Unavailable)? {
-        body.extend_from_slice(&chunk);
-        if body.len() > ANSWER_LIMIT {
-            return Err(HookError::Invalid("with a body over 200 KiB".to_owned()));
-        }
-    }
+    let body = crate::answer::read_at_most(answer, ANSWER_LIMIT)
+        .await
+        .map_err(|_| HookError::Unavailable)?
+        .ok_or_else(|| HookError::Invalid("with a body over 200 KiB".to_owned()))?;
     let value: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
     Ok(match refusal(value.as_ref()) {
         Some((status, message)) => Verdict::Refuse { status, message },

@@ -5,6 +5,7 @@
 //! [`domain::NewUser`], Idempotency-Key, captcha, [`password`] hash off the async workers, and
 //! [`store::signup`], the one SQL transaction).
 
+pub mod answer;
 pub mod captcha;
 pub mod check;
 pub mod cli;

@@ -436,11 +436,13 @@ impl HttpClient for CollectorClient {
                 .send()
                 .await?;
             let status = answer.status();
-            let body = read_at_most(answer, COLLECTOR_ANSWER_LIMIT).await?;
+            let body = crate::answer::read_at_most(answer, COLLECTOR_ANSWER_LIMIT)
+                .await?
+                .ok_or_else(|| format!("collector answer over {COLLECTOR_ANSWER_LIMIT} bytes"))?;
             Ok::<_, HttpError>((status, body))
         });
         let (status, body) = sent.await??;
-        let mut response = Response::new(body);
+        let mut response = Response::new(Bytes::from(body));
         *response.status_mut() = status;
         Ok(response)
     }
@@ -449,15 +451,3 @@ impl HttpClient for CollectorClient {
 /// The most of a collector's answer that is read (an OTLP answer is a few bytes: a partial
 /// success at most); a longer one fails the export instead of growing memory.
 const COLLECTOR_ANSWER_LIMIT: usize = 64 * 1024;
-
-/// The body of `answer`, if it is no longer than `limit` bytes.
-async fn read_at_most(mut answer: reqwest::Response, limit: usize) -> Result<Bytes, HttpError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = answer.chunk().await? {
-        if body.len() + chunk.len() > limit {
-            return Err(format!("collector answer over {limit} bytes").into());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(body))
-}

@@ -264,12 +264,20 @@ fn receiver_router(state: Calls) -> axum::Router {
                             tokio::time::sleep(std::time::Duration::from_secs(8)).await;
                             (json, "{}").into_response()
                         }
+                        // An answer of exactly the 200 KiB the service reads, and one byte more.
+                        "limit" => (json, padded(200 * 1024)).into_response(),
+                        "overlimit" => (json, padded(200 * 1024 + 1)).into_response(),
                         _ => (json, "{}").into_response(),
                     }
                 },
             ),
         )
         .with_state(state)
+}
+
+/// A JSON object of exactly `bytes` bytes: `{"pad":"xx…"}`.
+fn padded(bytes: usize) -> String {
+    format!(r#"{{"pad":"{}"}}"#, "x".repeat(bytes - 10))
 }
 
 async fn app_with_http_hook(url: String) -> TestApp {
@@ -287,8 +295,10 @@ async fn an_http_hook_is_signed_and_its_answer_decides() {
         ("ok@example.com", 201),
         ("nocontent@example.com", 201),
         ("busy@example.com", 201),
+        ("limit@example.com", 201),
         ("refuse@example.com", 422),
         ("bad@example.com", 500),
+        ("overlimit@example.com", 500),
     ] {
         let res = app
             .keyed_signup(email, &signup_body("Ada", email, "Creator"))
@@ -296,7 +306,13 @@ async fn an_http_hook_is_signed_and_its_answer_decides() {
         let (got, body) = status_json(res).await;
         assert_eq!(got, status, "{email}: {body}");
         if status != 201 {
-            assert_eq!(body["error"]["code"], "hook_rejected", "{email}: {body}");
+            // An answer the service cannot use is the hook's fault, not the user's: 500.
+            let code = if email.starts_with("overlimit") {
+                "internal"
+            } else {
+                "hook_rejected"
+            };
+            assert_eq!(body["error"]["code"], code, "{email}: {body}");
             assert!(
                 !key_exists(&app, email).await,
                 "{email}: the key was given back"
@@ -306,10 +322,10 @@ async fn an_http_hook_is_signed_and_its_answer_decides() {
             assert_eq!(body["error"]["message"], "not this one");
         }
     }
-    assert_eq!(support::counts(&app.db).await, (3, 3, 3));
+    assert_eq!(support::counts(&app.db).await, (4, 4, 4));
     let received = calls.lock().unwrap().clone();
     // busy@ twice (503 with Retry-After, then 200), the others once; every call signed.
-    assert_eq!(received.len(), 6, "{received:#?}");
+    assert_eq!(received.len(), 8, "{received:#?}");
     assert!(received.iter().all(|c| c.verified), "{received:#?}");
     assert_eq!(
         received
@@ -332,7 +348,7 @@ async fn an_http_hook_is_signed_and_its_answer_decides() {
         )
         .await;
     assert_eq!(res.status(), 201);
-    assert_eq!(calls.lock().unwrap().len(), 6);
+    assert_eq!(calls.lock().unwrap().len(), 8);
 }
 
 #[tokio::test]
